@@ -1,0 +1,3 @@
+"""pylive: live Lambda development for Python on AWS."""
+
+__version__ = "0.1.0"

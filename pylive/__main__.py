@@ -1,0 +1,3 @@
+from pylive.cli import main
+
+main()

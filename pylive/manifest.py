@@ -1,0 +1,84 @@
+"""The app manifest: what the runner needs to know about an app's functions and routes.
+
+It is produced by synthesizing the app's stacks (see ``pylive.synth``) and cached as
+``.pylive/manifest.json``; the long-running runner only ever reads this plain data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function as the runner sees it."""
+
+    id: str  # stable, user-facing name: `pylive invoke <id>`
+    handler: str  # "functions/hello.handler" (path/module.func, as Lambda accepts it)
+    code_dir: str  # absolute directory that holds the handler's module tree (sys.path root)
+    runtime: str = "python3.12"
+    timeout: float = 3.0  # seconds
+    memory: int = 128  # MB
+    architecture: str = "x86_64"
+    environment: dict[str, str] = field(default_factory=dict)
+    function_name: str = ""  # the deployed function name, when known; defaults to the id
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One HTTP API route: ``route_key`` is ``"GET /items/{id}"``, ``"ANY /{proxy+}"`` or
+    ``"$default"``; ``function`` is a ``FunctionSpec.id``."""
+
+    route_key: str
+    function: str
+
+
+@dataclass(frozen=True)
+class AppManifest:
+    app: str
+    functions: dict[str, FunctionSpec]
+    routes: list[RouteSpec]
+    region: str = "us-east-1"
+    stage: str = "dev"
+    source_hash: str = ""  # hash of the infra code this manifest was synthesized from
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "version": MANIFEST_VERSION,
+            "app": self.app,
+            "region": self.region,
+            "stage": self.stage,
+            "source_hash": self.source_hash,
+            "functions": {k: asdict(v) for k, v in self.functions.items()},
+            "routes": [asdict(r) for r in self.routes],
+        }
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AppManifest:
+        data = json.loads(text)
+        if data.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"unsupported manifest version {data.get('version')!r}")
+        return cls(
+            app=data["app"],
+            region=data.get("region", "us-east-1"),
+            stage=data.get("stage", "dev"),
+            source_hash=data.get("source_hash", ""),
+            functions={k: FunctionSpec(**v) for k, v in data["functions"].items()},
+            routes=[RouteSpec(**r) for r in data["routes"]],
+        )
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> AppManifest:
+        return cls.from_json(path.read_text())
