@@ -1,0 +1,408 @@
+"""Warm workers per function: one per concurrent invocation, created on demand, reused idle.
+
+Every function has a *generation*; a reload bumps it, which retires the function's workers
+(idle ones at once, busy ones when their invocation ends) and warms a replacement so the next
+request does not pay for the import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pylive.manifest import FunctionSpec
+from pylive.runtime.environment import function_arn, lambda_environment
+from pylive.runtime.worker import OutputSink, Worker, WorkerDied
+from pylive.runtime.zygote import Zygote, ZygoteError
+
+INIT_TIMEOUT = 10.0  # Lambda's init phase limit
+EXIT_REPORT_TIMEOUT = 2.0
+_IGNORED_DIRS = (".venv", "venv", ".pylive", "site-packages", "__pycache__", ".git")
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What a Lambda Invoke returns: the payload, and whether it is a function error."""
+
+    ok: bool
+    body: bytes
+    content_type: str = "application/json"
+    request_id: str = ""
+    duration_ms: float = 0.0
+
+    @property
+    def error_type(self) -> str | None:
+        if self.ok:
+            return None
+        try:
+            value = json.loads(self.body).get("errorType")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+
+@dataclass
+class PoolOptions:
+    region: str = "us-east-1"
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    output: OutputSink = lambda function, line: None
+    events: Callable[[str], None] = lambda message: None
+    debug_port: int | None = None  # first debugger port; each function gets the next one
+    debug_wait: bool = False
+    timeout_override: float | None = None  # e.g. raised while debugging
+    preload_file: Path | None = None  # remembers which modules to pre-import next time
+
+
+@dataclass
+class _FunctionState:
+    spec: FunctionSpec
+    env: dict[str, str]
+    generation: int = 0
+    idle: deque[Worker] = field(default_factory=deque)
+    busy: set[Worker] = field(default_factory=set)
+    warming: list[asyncio.Task[Worker | bytes]] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
+    init_failed: bool = True  # until a worker imports the handler, any change may fix it
+    debug_port: int | None = None
+
+
+class WorkerPool:
+    def __init__(self, python: Path, root: Path, options: PoolOptions) -> None:
+        self._root = root.resolve()
+        self._options = options
+        self._functions: dict[str, _FunctionState] = {}
+        self._exits: dict[int, asyncio.Future[str]] = {}
+        self._exit_reports: dict[int, str] = {}
+        self._preloaded: set[str] = set(self._read_preload())
+        self._zygote = Zygote(
+            python,
+            cwd=self._root,
+            env=dict(options.base_env),
+            on_exit=self._worker_exited,
+            preload=sorted(self._preloaded),
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, functions: Iterable[FunctionSpec], *, warm: bool = True) -> None:
+        await self._zygote.start()
+        self.set_functions(functions, warm=warm)
+
+    async def close(self) -> None:
+        for state in self._functions.values():
+            for task in state.warming:
+                task.cancel()
+            for worker in [*state.idle, *state.busy]:
+                worker.kill()
+        for task in list(self._tasks):
+            task.cancel()
+        await self._zygote.close()
+        self._write_preload()
+
+    def set_functions(self, functions: Iterable[FunctionSpec], *, warm: bool = True) -> list[str]:
+        """Adopt a new set of functions; changed ones are retired. Returns the changed ids."""
+        specs = {spec.id: spec for spec in functions}
+        changed = []
+        for function_id in list(self._functions):
+            if function_id not in specs:
+                self._retire(self._functions.pop(function_id))
+        for index, (function_id, spec) in enumerate(sorted(specs.items())):
+            state = self._functions.get(function_id)
+            if state is not None and state.spec == spec:
+                continue
+            if state is not None:
+                self._retire(state)
+            debug_port = (
+                self._options.debug_port + index if self._options.debug_port is not None else None
+            )
+            env = lambda_environment(spec, region=self._options.region, base=self._options.base_env)
+            self._functions[function_id] = _FunctionState(spec, env, debug_port=debug_port)
+            changed.append(function_id)
+            if warm:
+                self.warm(function_id)
+        return changed
+
+    @property
+    def function_ids(self) -> list[str]:
+        return sorted(self._functions)
+
+    def spec(self, function_id: str) -> FunctionSpec:
+        return self._functions[function_id].spec
+
+    # -- reload ----------------------------------------------------------------------------
+
+    def affected_by(self, paths: Iterable[str]) -> list[str]:
+        """Functions whose imported modules include one of ``paths`` (or that failed init)."""
+        changed = {os.path.realpath(p) for p in paths}
+        return sorted(
+            function_id
+            for function_id, state in self._functions.items()
+            if state.init_failed or state.files & changed
+        )
+
+    def reload(self, function_ids: Iterable[str]) -> None:
+        for function_id in function_ids:
+            state = self._functions[function_id]
+            self._retire(state)
+            self.warm(function_id, reason="reload")
+
+    def _retire(self, state: _FunctionState) -> None:
+        state.generation += 1
+        for task in state.warming:
+            task.cancel()
+        state.warming.clear()
+        while state.idle:
+            state.idle.popleft().kill()
+
+    def warm(self, function_id: str, *, reason: str = "start") -> None:
+        """Start one worker in the background and keep it idle for the next invocation."""
+        state = self._functions[function_id]
+        started = time.perf_counter()
+        task = asyncio.create_task(self._spawn(state))
+        state.warming.append(task)
+        task.add_done_callback(lambda t: self._warmed(state, t, reason, started))
+
+    def _warmed(
+        self, state: _FunctionState, task: asyncio.Task[Worker | bytes], reason: str, t0: float
+    ) -> None:
+        if task.cancelled():
+            return
+        if task in state.warming:
+            # Not claimed by an invocation: it becomes an idle worker.
+            state.warming.remove(task)
+            outcome = task.exception() or task.result()
+            if isinstance(outcome, Worker):
+                if outcome.generation == state.generation:
+                    state.idle.append(outcome)
+                else:
+                    outcome.kill()
+        else:
+            outcome = task.exception() or task.result()
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(outcome, Worker):
+            if reason == "reload":
+                self._options.events(f"{state.spec.id}: reloaded in {ms:.0f} ms")
+        elif isinstance(outcome, bytes):
+            self._options.events(f"{state.spec.id}: {_one_line_error(outcome)}")
+        elif isinstance(outcome, BaseException):
+            self._options.events(f"{state.spec.id}: could not start a worker: {outcome}")
+
+    # -- invocation ------------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        function_id: str,
+        event: bytes,
+        *,
+        request_id: str | None = None,
+        client_context: dict[str, Any] | None = None,
+        identity: dict[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> InvokeResult:
+        state = self._functions[function_id]
+        request_id = request_id or str(uuid.uuid4())
+        timeout = self._options.timeout_override or state.spec.timeout
+        started = time.perf_counter()
+        deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        acquired = await self._acquire(state)
+        if isinstance(acquired, bytes):
+            return InvokeResult(False, acquired, request_id=request_id, duration_ms=_since(started))
+        worker = acquired
+        header = {
+            "t": "invoke",
+            "id": request_id,
+            "deadline_ms": deadline_ms,
+            "arn": function_arn(state.spec, region=self._options.region),
+            "trace_id": trace_id or _trace_id(),
+            "client_context": client_context,
+            "identity": identity,
+        }
+        state.busy.add(worker)
+        try:
+            remaining = deadline_ms / 1000 - time.time()
+            reply, body = await asyncio.wait_for(worker.invoke(header, event), max(remaining, 0))
+        except TimeoutError:
+            worker.kill()
+            body = _timeout_error(request_id, timeout)
+            return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
+        except WorkerDied:
+            status = await self._exit_status(worker.pid)
+            body = _exit_error(request_id, status)
+            return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
+        finally:
+            state.busy.discard(worker)
+            self._release(state, worker)
+        ok = reply["t"] == "result"
+        return InvokeResult(
+            ok,
+            body,
+            content_type=reply.get("ct", "application/json"),
+            request_id=request_id,
+            duration_ms=_since(started),
+        )
+
+    async def _acquire(self, state: _FunctionState) -> Worker | bytes:
+        while state.idle:
+            worker = state.idle.pop()  # the most recently used one is the warmest
+            if not worker.dead and worker.generation == state.generation:
+                return worker
+            worker.kill()
+        # Claim a worker that is already starting, else start one.
+        task = state.warming.pop(0) if state.warming else asyncio.create_task(self._spawn(state))
+        return await task
+
+    def _release(self, state: _FunctionState, worker: Worker) -> None:
+        if worker.dead or worker.generation != state.generation:
+            worker.kill()
+            return
+        state.idle.append(worker)
+
+    async def _spawn(self, state: _FunctionState) -> Worker | bytes:
+        """A ready worker, or the init error (bytes) its handler import raised."""
+        generation = state.generation
+        spec = {
+            "handler": state.spec.handler,
+            "code_dir": state.spec.code_dir,
+            "env": state.env,
+            "debug_port": state.debug_port,
+            "debug_wait": self._options.debug_wait,
+        }
+        try:
+            spawned = await self._zygote.spawn(spec)
+        except ZygoteError:
+            await self._zygote.close()
+            await self._zygote.start()
+            spawned = await self._zygote.spawn(spec)
+        worker = await Worker.attach(state.spec.id, generation, spawned, self._options.output)
+        try:
+            init_error = await worker.wait_ready(INIT_TIMEOUT)
+        except asyncio.CancelledError:
+            worker.kill()
+            raise
+        except TimeoutError:
+            worker.kill()
+            return _init_timeout_error(INIT_TIMEOUT)
+        except WorkerDied:
+            status = await self._exit_status(worker.pid)
+            return _exit_error("", status)
+        if init_error is not None:
+            if generation == state.generation:
+                state.init_failed = True
+            return init_error
+        if generation == state.generation:
+            state.init_failed = False
+            state.files = {p for p in map(os.path.realpath, worker.files) if self._is_app_file(p)}
+            self._learn_preload(worker)
+        return worker
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _is_app_file(self, path: str) -> bool:
+        if not path.startswith(str(self._root) + os.sep):
+            return False
+        parts = Path(path).relative_to(self._root).parts
+        return not any(part in _IGNORED_DIRS for part in parts)
+
+    def _learn_preload(self, worker: Worker) -> None:
+        fresh = [
+            name
+            for name, path in zip(worker.modules, worker.files, strict=True)
+            if name not in self._preloaded
+            and not self._is_app_file(os.path.realpath(path))
+            and name != "__main__"
+        ]
+        if fresh:
+            self._preloaded.update(fresh)
+            with contextlib.suppress(ZygoteError, OSError):
+                self._zygote.preload(fresh)
+
+    def _worker_exited(self, pid: int, status: str) -> None:
+        future = self._exits.pop(pid, None)
+        if future is not None and not future.done():
+            future.set_result(status)
+        else:
+            self._exit_reports[pid] = status
+            if len(self._exit_reports) > 1000:
+                self._exit_reports.pop(next(iter(self._exit_reports)))
+
+    async def _exit_status(self, pid: int) -> str:
+        if pid in self._exit_reports:
+            return self._exit_reports.pop(pid)
+        future = asyncio.get_running_loop().create_future()
+        self._exits[pid] = future
+        try:
+            return await asyncio.wait_for(future, EXIT_REPORT_TIMEOUT)
+        except TimeoutError:
+            return "unknown exit status"
+        finally:
+            self._exits.pop(pid, None)
+
+    def _read_preload(self) -> list[str]:
+        path = self._options.preload_file
+        if path is None or not path.exists():
+            return []
+        try:
+            names = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def _write_preload(self) -> None:
+        path = self._options.preload_file
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(sorted(self._preloaded)))
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _trace_id() -> str:
+    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _timeout_error(request_id: str, timeout: float) -> bytes:
+    message = f"{_timestamp()} {request_id} Task timed out after {timeout:.2f} seconds"
+    return json.dumps({"errorMessage": message}).encode()
+
+
+def _init_timeout_error(timeout: float) -> bytes:
+    message = f"{_timestamp()} Task timed out after {timeout:.2f} seconds"
+    return json.dumps({"errorMessage": message, "errorType": "Runtime.InitTimeout"}).encode()
+
+
+def _exit_error(request_id: str, status: str) -> bytes:
+    reason = (
+        "Runtime exited without providing a reason"
+        if status == "exit status 0"
+        else f"Runtime exited with error: {status}"
+    )
+    message = f"RequestId: {request_id} Error: {reason}" if request_id else f"Error: {reason}"
+    return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}).encode()
+
+
+def _one_line_error(payload: bytes) -> str:
+    try:
+        data = json.loads(payload)
+        return f"{data.get('errorType', 'Error')}: {data.get('errorMessage', '')}"
+    except ValueError:
+        return payload.decode("utf-8", "replace")
