@@ -1,0 +1,129 @@
+"""The app's HTTP API on 127.0.0.1: an ASGI app served by uvicorn (httptools, uvloop).
+
+Each request is matched to a route, turned into a payload-format-2.0 event, run by the
+function's warm worker, and the result converted back, as API Gateway HTTP APIs do.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pylive.errors import ServeError
+from pylive.local.http_events import (
+    HttpResponse,
+    build_event,
+    error_response,
+    not_found_response,
+    to_http_response,
+)
+from pylive.local.routes import RouteTable
+from pylive.runtime.pool import InvokeResult
+
+Invoke = Callable[[str, bytes], Awaitable[InvokeResult]]
+RequestLog = Callable[[str, str, str, int, float], None]  # method, path, function, status, ms
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class HttpApi:
+    """Mutable so a re-synthesis can swap the routes without restarting the server."""
+
+    routes: RouteTable
+    api_id: str = "local"
+    stage: str = "$default"
+
+
+class HttpApiApp:
+    def __init__(self, api: HttpApi, invoke: Invoke, log: RequestLog) -> None:
+        self.api = api
+        self._invoke = invoke
+        self._log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        body = await _read_body(receive)
+        match = self.api.routes.match(method, path)
+        if match is None:
+            await _respond(send, not_found_response())
+            self._log(method, path, "-", 404, _since(started))
+            return
+        host = _host(scope)
+        event = build_event(
+            method=method,
+            raw_path=scope.get("raw_path", b"").decode("latin-1") or path,
+            raw_query=scope.get("query_string", b""),
+            headers=scope["headers"],
+            body=body,
+            route_key=match.route_key,
+            path_parameters=match.path_parameters,
+            source_ip=(scope.get("client") or ("127.0.0.1", 0))[0],
+            stage=self.api.stage,
+            api_id=self.api.api_id,
+            domain_name=host,
+            request_id=base64.b64encode(os.urandom(10)).decode(),
+            time_epoch_ms=int(time.time() * 1000),
+        )
+        result = await self._invoke(match.function, orjson.dumps(event))
+        response = to_http_response(result.body) if result.ok else error_response()
+        await _respond(send, response)
+        self._log(method, path, match.function, response.status, _since(started))
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, response: HttpResponse) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": response.headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    server = scope.get("server") or ("127.0.0.1", 0)
+    return f"{server[0]}:{server[1]}"
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front so a busy port is a clear error, not a log line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = "; stop what uses it or pass --port with another port" if port else ""
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
