@@ -24,6 +24,7 @@ import importlib.machinery
 import json
 import math
 import os
+import re
 import selectors
 import signal
 import socket
@@ -168,13 +169,24 @@ class _Fault(Exception):
         self.trace = trace
 
 
+_DECIMAL_MARK = "\x00pylive-decimal:"
+_DECIMAL_RE = re.compile(r'"\\u0000pylive-decimal:([^"\\]+)"')
+
+
 class _Encoder(json.JSONEncoder):
+    """The standard encoder, plus Decimal written as its exact digits (as simplejson does
+    for the Lambda runtime): a marked string, unquoted after encoding."""
+
     def default(self, o: Any) -> Any:
         if isinstance(o, decimal.Decimal):
             if o.is_nan():
                 return math.nan
-            return int(o) if o == o.to_integral_value() else float(o)
+            return _DECIMAL_MARK + str(o)
         return super().default(o)
+
+    def encode(self, o: Any) -> str:
+        text = super().encode(o)
+        return _DECIMAL_RE.sub(r"\1", text) if "pylive-decimal:" in text else text
 
 
 _ENCODER = _Encoder(ensure_ascii=False, allow_nan=True, separators=(", ", ": "))
@@ -208,14 +220,19 @@ def make_error(message: str, error_type: str, trace: list[str] | None, request_i
         "requestId": request_id,
         "stackTrace": trace or [],
     }
-    return _ENCODER.encode(payload).encode("utf-8")
+    encoder = _ENCODER if _unicode_runtime() else _ENCODER_ASCII
+    return encoder.encode(payload).encode("utf-8")
 
 
 def _user_trace(tb: Any) -> list[str]:
-    frames = traceback.extract_tb(tb)
-    own = __file__
-    user = [f for f in frames if f.filename != own] or list(frames)
-    return traceback.format_list(user)
+    """``stackTrace`` as the Lambda runtime writes it: frames as plain tuples (so no caret
+    lines), starting at the first frame that is not the runtime's own."""
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for index, frame in enumerate(frames):
+        if frame[0] != __file__:
+            frames = frames[index:]
+            break
+    return traceback.format_list(frames)  # type: ignore[arg-type]
 
 
 def load_handler(handler: str) -> Any:

@@ -1,0 +1,6 @@
+class PaymentDeclinedError(Exception):
+    pass
+
+
+def handler(event, context):
+    raise PaymentDeclinedError("card declined")

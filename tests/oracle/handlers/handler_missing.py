@@ -1,0 +1,2 @@
+def other(event, context):
+    return "not the configured handler"

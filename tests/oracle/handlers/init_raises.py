@@ -1,0 +1,9 @@
+def load_config():
+    raise RuntimeError("config unavailable")
+
+
+CONFIG = load_config()
+
+
+def handler(event, context):
+    return CONFIG
