@@ -1,11 +1,11 @@
 """``[tool.pylive]`` in the app's pyproject.toml: the one home of pylive's defaults.
 
-    [tool.pylive]
-    name = "my-app"          # required: names stacks and resources
-    region = "us-east-1"     # default AWS region
-    stage = "dev"            # default stage for `pylive dev`
-    stacks = "stacks"        # module (importable from the app root) with `def stacks(app)`
-    python = ".venv/bin/python"  # interpreter for workers; default: the app's .venv, else pylive's
+[tool.pylive]
+name = "my-app"          # required: names stacks and resources
+region = "us-east-1"     # default AWS region
+stage = "dev"            # default stage for `pylive dev`
+stacks = "stacks"        # module (importable from the app root) with `def stacks(app)`
+python = ".venv/bin/python"  # interpreter for workers; default: the app's .venv, else pylive's
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ def find_project_root(start: Path) -> Path:
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "tool" in _read_toml(candidate) and (
-            "pylive" in _read_toml(candidate)["tool"]
+        if (
+            candidate.is_file()
+            and "tool" in _read_toml(candidate)
+            and ("pylive" in _read_toml(candidate)["tool"])
         ):
             return directory
     raise ConfigError(
@@ -93,7 +95,8 @@ def load_config(start: Path | None = None, *, stage: str | None = None) -> AppCo
     return AppConfig(
         root=root,
         name=name,
-        region=_optional_str(table, "region", root) or os.environ.get("AWS_REGION")
+        region=_optional_str(table, "region", root)
+        or os.environ.get("AWS_REGION")
         or DEFAULT_REGION,
         stage=stage or _optional_str(table, "stage", root) or DEFAULT_STAGE,
         stacks_module=stacks_module,
@@ -126,7 +129,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _require_str(table: dict[str, Any], key: str, root: Path) -> str:
     value = _optional_str(table, key, root)
     if not value:
-        raise ConfigError(f"{root / 'pyproject.toml'}: [tool.pylive] needs `{key} = \"...\"`")
+        raise ConfigError(f'{root / "pyproject.toml"}: [tool.pylive] needs `{key} = "..."`')
     return value
 
 

@@ -95,8 +95,17 @@ class WorkerPool:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, functions: Iterable[FunctionSpec], *, warm: bool = True) -> None:
+        """Start the worker host; with ``warm``, return once every function has a worker
+        (or has reported its init error)."""
         await self._zygote.start()
         self.set_functions(functions, warm=warm)
+        await self.warmed()
+
+    async def warmed(self) -> None:
+        """Wait for the workers being warmed right now."""
+        tasks = [task for state in self._functions.values() for task in state.warming]
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def close(self) -> None:
         for state in self._functions.values():

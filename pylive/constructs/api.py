@@ -1,0 +1,163 @@
+"""``Api``: an API Gateway HTTP API whose routes point at pylive functions."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from constructs import Construct
+
+from pylive.constructs.function import Function, split_handler
+
+DEFAULT_ROUTE: Final = "$default"
+METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
+
+_PARAM_RE = re.compile(r"^\{[A-Za-z0-9_.-]+\+?\}$")
+_LITERAL_RE = re.compile(r"^[A-Za-z0-9._~:@!$&'()*,;=%-]+$")
+
+
+def parse_route_key(route_key: str) -> tuple[str, str] | None:
+    """``"GET /items/{id}"`` -> ``("GET", "/items/{id}")``; ``"$default"`` -> ``None``."""
+    if route_key == DEFAULT_ROUTE:
+        return None
+    method, sep, path = route_key.partition(" ") if isinstance(route_key, str) else ("", "", "")
+    if not sep or method not in METHODS:
+        raise ValueError(
+            f"route {route_key!r} must be '$default' or 'METHOD /path' with METHOD one of "
+            f"{', '.join(METHODS)} (for example 'GET /items/{{id}}')"
+        )
+    if not path.startswith("/"):
+        raise ValueError(f"route {route_key!r}: the path must start with '/'")
+    if path != "/":
+        segments = path[1:].split("/")
+        for index, segment in enumerate(segments):
+            if _PARAM_RE.fullmatch(segment):
+                if segment.endswith("+}") and index != len(segments) - 1:
+                    raise ValueError(
+                        f"route {route_key!r}: a greedy parameter like {segment} "
+                        "must be the last path segment"
+                    )
+            elif not _LITERAL_RE.fullmatch(segment):
+                raise ValueError(
+                    f"route {route_key!r}: invalid path segment {segment!r} "
+                    "(empty segments, trailing '/', spaces and stray braces are not allowed)"
+                )
+    return method, path
+
+
+def implicit_function_id(handler: str) -> str:
+    """The construct id of a function created from a handler string on a route.
+
+    ``"functions/hello.handler"`` -> ``"hello"``; ``"functions/users.create"`` ->
+    ``"users-create"``.
+    """
+    module, func = split_handler(handler)
+    name = re.split(r"[/.]", module)[-1]
+    return name if func == "handler" else f"{name}-{func}"
+
+
+class Api(Construct):
+    """An HTTP API (payload format 2.0) with Lambda routes.
+
+    ``routes`` maps route keys (``"GET /"``, ``"POST /items/{id}"``, ``"ANY /{proxy+}"``,
+    ``"$default"``) to a :class:`Function` or to a handler string; a handler string creates a
+    function inside this construct, one per distinct handler.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        routes: dict[str, str | Function] | None = None,
+        cors: bool | apigwv2.CorsPreflightOptions | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.routes: dict[str, Function] = {}
+        self._functions_by_handler: dict[str, Function] = {}
+        self.http_api: apigwv2.HttpApi = apigwv2.HttpApi(
+            self, "HttpApi", cors_preflight=_cors_options(cors)
+        )
+        self.url: str = self.http_api.url or self.http_api.api_endpoint
+        cdk.CfnOutput(self, "Url", value=self.url, description="URL of the HTTP API")
+        self.add_routes(routes or {})
+
+    @property
+    def api_endpoint(self) -> str:
+        return self.http_api.api_endpoint
+
+    @property
+    def functions(self) -> list[Function]:
+        """The distinct functions behind this API's routes, in route order."""
+        unique: dict[int, Function] = {}
+        for fn in self.routes.values():
+            unique.setdefault(id(fn), fn)
+        return list(unique.values())
+
+    def add_routes(self, routes: dict[str, str | Function]) -> None:
+        """Add routes; route keys and targets are validated before anything is created."""
+        parsed = [(key, parse_route_key(key), target) for key, target in routes.items()]
+        for key, _, target in parsed:
+            if key in self.routes:
+                raise ValueError(f"route {key!r} is already defined on this Api")
+            if isinstance(target, str):
+                split_handler(target)
+            elif not isinstance(target, Function):
+                raise TypeError(
+                    f"route {key!r}: expected a handler string such as "
+                    f"'functions/hello.handler' or a pylive Function, not {type(target).__name__}"
+                )
+        for key, method_path, target in parsed:
+            fn = self._function_for(target)
+            integration = integrations.HttpLambdaIntegration(
+                f"{fn.node.id}Integration", fn.function
+            )
+            if method_path is None:
+                apigwv2.HttpRoute(  # what HttpApi(default_integration=...) creates
+                    self.http_api,
+                    "DefaultRoute",
+                    http_api=self.http_api,
+                    route_key=apigwv2.HttpRouteKey.DEFAULT,
+                    integration=integration,
+                )
+            else:
+                method, path = method_path
+                self.http_api.add_routes(
+                    path=path, methods=[apigwv2.HttpMethod(method)], integration=integration
+                )
+            self.routes[key] = fn
+
+    def _function_for(self, target: str | Function) -> Function:
+        if isinstance(target, Function):
+            return target
+        existing = self._functions_by_handler.get(target)
+        if existing is not None:
+            return existing
+        base = implicit_function_id(target)
+        name, n = base, 2
+        while self.node.try_find_child(name) is not None:
+            name, n = f"{base}{n}", n + 1
+        fn = Function(self, name, handler=target)
+        self._functions_by_handler[target] = fn
+        return fn
+
+
+def _cors_options(
+    cors: bool | apigwv2.CorsPreflightOptions | None,
+) -> apigwv2.CorsPreflightOptions | None:
+    if cors is True:
+        return apigwv2.CorsPreflightOptions(
+            allow_origins=["*"],
+            allow_methods=[apigwv2.CorsHttpMethod.ANY],
+            allow_headers=["*"],
+        )
+    if cors is None or cors is False:
+        return None
+    if isinstance(cors, apigwv2.CorsPreflightOptions):
+        return cors
+    raise TypeError(
+        f"cors must be True, False or a CorsPreflightOptions, not {type(cors).__name__}"
+    )

@@ -1,0 +1,213 @@
+"""``Function``: a Python Lambda function whose settings pylive can also run locally.
+
+It wraps a real ``aws_lambda.Function`` and keeps its settings as plain attributes, so the
+synth process can describe it to the local runner without reading CloudFormation back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+MODE_CONTEXT: Final = "pylive:mode"
+ROOT_CONTEXT: Final = "pylive:root"
+STAGE_CONTEXT: Final = "pylive:stage"
+APP_CONTEXT: Final = "pylive:app"
+MODES: Final = ("local", "dev", "deploy")
+DEFAULT_MODE: Final = "local"
+
+ARCHITECTURES: Final = ("x86_64", "arm64")
+ASSET_EXCLUDES: Final = (
+    ".venv",
+    "venv",
+    ".pylive",
+    "__pycache__",
+    "*.pyc",
+    "tests",
+    "cdk.out",
+    ".git",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+)
+
+MIN_MEMORY, MAX_MEMORY = 128, 10240
+MAX_TIMEOUT = 900
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+# "dir/sub/module.func" or "package.module.func" (both forms Lambda's Python runtime accepts)
+_HANDLER_RE = re.compile(rf"^(?:[A-Za-z0-9_-]+/)*{_IDENT}(?:\.{_IDENT})*\.{_IDENT}$")
+_RUNTIME_RE = re.compile(r"^python3\.\d+$")
+
+_PLACEHOLDER_CODE = (
+    "def handler(event, context):\n"
+    "    raise RuntimeError('this function was synthesized for local runs only; "
+    "deploy it with `pylive deploy`')\n"
+)
+
+
+def synth_mode(scope: Construct) -> str:
+    """The pylive synth mode of the app ``scope`` belongs to (CDK context ``pylive:mode``)."""
+    mode = scope.node.try_get_context(MODE_CONTEXT) or DEFAULT_MODE
+    if mode not in MODES:
+        raise ValueError(
+            f"CDK context {MODE_CONTEXT}={mode!r} is not a pylive mode "
+            f"(expected one of: {', '.join(MODES)})"
+        )
+    return str(mode)
+
+
+def app_root(scope: Construct) -> Path:
+    """The app root (CDK context ``pylive:root``; the working directory when unset)."""
+    root = scope.node.try_get_context(ROOT_CONTEXT)
+    return Path(root) if root else Path.cwd()
+
+
+def split_handler(handler: str) -> tuple[str, str]:
+    """``"functions/hello.handler"`` -> ``("functions/hello", "handler")``, after validation."""
+    if not isinstance(handler, str) or not _HANDLER_RE.fullmatch(handler):
+        raise ValueError(
+            f"handler {handler!r} must look like 'path/module.func' "
+            "(for example 'functions/hello.handler': function `handler` in functions/hello.py)"
+        )
+    module, _, func = handler.rpartition(".")
+    return module, func
+
+
+def handler_module_file(handler: str) -> str:
+    """The handler's module as a relative file path: ``"functions/hello.py"``."""
+    module, _ = split_handler(handler)
+    directory, _, dotted = module.rpartition("/")
+    relative = dotted.replace(".", "/") + ".py"
+    return f"{directory}/{relative}" if directory else relative
+
+
+class Function(Construct):
+    """A Python Lambda function.
+
+    ``handler`` is Lambda's ``"path/module.func"``; ``code`` is the directory (relative to the
+    app root) that the handler path starts from. In ``local`` synth mode the deployed code is
+    a tiny inline placeholder, so synthesis copies nothing; in ``deploy`` mode it is an asset
+    of the code directory.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        handler: str,
+        code: str = ".",
+        runtime: str = "python3.12",
+        architecture: str = "x86_64",
+        memory_size: int = 128,
+        timeout: int | float | cdk.Duration = 3,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        split_handler(handler)
+        if not isinstance(runtime, str) or not _RUNTIME_RE.fullmatch(runtime):
+            raise ValueError(f"runtime {runtime!r} must be a Python runtime such as 'python3.12'")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture {architecture!r} must be one of: {', '.join(ARCHITECTURES)}"
+            )
+        if (
+            isinstance(memory_size, bool)
+            or not isinstance(memory_size, int)
+            or not MIN_MEMORY <= memory_size <= MAX_MEMORY
+        ):
+            raise ValueError(
+                f"memory_size {memory_size!r} must be a whole number of MB "
+                f"from {MIN_MEMORY} to {MAX_MEMORY}"
+            )
+
+        self.mode: str = synth_mode(self)
+        self.handler: str = handler
+        self.code: str = code
+        self.code_dir: Path = (app_root(self) / code).resolve()
+        self.runtime: str = runtime
+        self.architecture: str = architecture
+        self.memory_size: int = memory_size
+        self.timeout: float = _timeout_seconds(timeout)
+        self.environment: dict[str, str] = dict(environment or {})
+
+        lambda_code, lambda_handler = self._code_and_handler()
+        self.function: lambda_.Function = lambda_.Function(
+            self,
+            "Function",
+            handler=lambda_handler,
+            code=lambda_code,
+            runtime=lambda_.Runtime(
+                runtime, lambda_.RuntimeFamily.PYTHON, supports_inline_code=True
+            ),
+            architecture=(
+                lambda_.Architecture.ARM_64
+                if architecture == "arm64"
+                else lambda_.Architecture.X86_64
+            ),
+            memory_size=memory_size,
+            timeout=cdk.Duration.seconds(self.timeout),
+            environment=dict(self.environment),
+        )
+
+    def _code_and_handler(self) -> tuple[lambda_.Code, str]:
+        """What Lambda runs for the current synth mode: the code and its handler string.
+
+        ``local``: an inline placeholder (nothing is copied; the template is never deployed).
+        ``dev`` and ``deploy``: the code directory as an asset.
+        """
+        if self.mode == "local":
+            return lambda_.Code.from_inline(_PLACEHOLDER_CODE), self.handler
+        if not self.code_dir.is_dir():
+            raise ValueError(f"code directory {self.code!r} ({self.code_dir}) does not exist")
+        return (
+            lambda_.Code.from_asset(str(self.code_dir), exclude=list(ASSET_EXCLUDES)),
+            self.handler,
+        )
+
+    def add_environment(self, key: str, value: str) -> Function:
+        """Set an environment variable on the deployed function and in local runs."""
+        self.environment[key] = value
+        self.function.add_environment(key, value)
+        return self
+
+    @property
+    def role(self) -> iam.IRole | None:
+        return self.function.role
+
+    @property
+    def function_name(self) -> str:
+        return self.function.function_name
+
+    @property
+    def function_arn(self) -> str:
+        return self.function.function_arn
+
+    @property
+    def grant_principal(self) -> iam.IPrincipal:
+        return self.function.grant_principal
+
+
+def _timeout_seconds(timeout: int | float | cdk.Duration) -> float:
+    if isinstance(timeout, cdk.Duration):
+        try:
+            seconds: float = timeout.to_seconds()
+        except RuntimeError as exc:
+            raise ValueError(f"timeout: {str(exc).splitlines()[0]}") from None
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = timeout
+    else:
+        raise ValueError(f"timeout {timeout!r} must be a number of seconds or a Duration")
+    if not 1 <= seconds <= MAX_TIMEOUT or seconds != int(seconds):
+        raise ValueError(
+            f"timeout {seconds!r} s must be a whole number of seconds from 1 to {MAX_TIMEOUT}"
+        )
+    return float(seconds)

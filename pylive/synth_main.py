@@ -1,0 +1,227 @@
+"""The synth process: ``python -m pylive.synth_main --root APP --mode local --out FILE``.
+
+It imports the app's stacks module, synthesizes the CDK app into ``.pylive/cdk.out`` and
+writes the app manifest to FILE. It talks to the runner (``pylive.synth``) through its exit
+code and stderr lines starting with ``pylive:warning:`` / ``pylive:error:``; all other
+output is only kept in the synth log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pylive.config import STATE_DIR_NAME, AppConfig, load_config
+from pylive.errors import PyliveError, SynthError
+from pylive.manifest import AppManifest, FunctionSpec, RouteSpec
+from pylive.synth import _PYLIVE_DIR, CDK_OUT_DIR, ERROR_PREFIX, MODES, WARNING_PREFIX
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pylive.synth_main")
+    parser.add_argument("--root", required=True, type=Path, help="the app root")
+    parser.add_argument("--mode", default="local", choices=MODES)
+    parser.add_argument("--out", required=True, type=Path, help="where to write the manifest")
+    parser.add_argument("--stage", default=None)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    try:
+        config = load_config(root, stage=args.stage)
+        manifest = synth_app(config, args.mode)
+        manifest.write(args.out.resolve())
+    except BaseException as exc:  # every failure becomes one line the runner can show
+        traceback.print_exc()
+        _emit(ERROR_PREFIX + json.dumps(_describe(exc, root)))
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    return 0
+
+
+def synth_app(config: AppConfig, mode: str) -> AppManifest:
+    """Import the stacks module, synthesize the app and describe its functions and routes."""
+    import aws_cdk as cdk
+
+    os.chdir(config.root)
+    root = str(config.root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    stacks = _stacks_function(config.stacks_module, config.root)
+    app = cdk.App(
+        outdir=str(config.root / STATE_DIR_NAME / CDK_OUT_DIR),
+        context={
+            "pylive:mode": mode,
+            "pylive:stage": config.stage,
+            "pylive:app": config.name,
+            "pylive:root": root,
+            "@aws-cdk/core:defaultCrossStackReferences": "strong",
+        },
+    )
+    stacks(app)
+    app.synth()
+    return describe_app(app, config)
+
+
+def describe_app(app: Any, config: AppConfig) -> AppManifest:
+    """The manifest of a synthesized app: every pylive Function and Api in its construct tree."""
+    import aws_cdk as cdk
+
+    from pylive.constructs import Api, Function
+    from pylive.constructs.function import handler_module_file
+
+    nodes = list(app.node.find_all())
+    functions = [n for n in nodes if isinstance(n, Function)]
+    ids = _unique_ids(functions, [cdk.Stack.of(fn).node.id for fn in functions])
+
+    specs: dict[str, FunctionSpec] = {}
+    for fn in functions:
+        fid = ids[id(fn)]
+        environment: dict[str, str] = {}
+        for key, value in fn.environment.items():
+            if cdk.Token.is_unresolved(value):
+                _warn(
+                    f"function {fid!r}: environment variable {key} is a deploy-time value "
+                    "(a CDK token) and is left out of local runs"
+                )
+            else:
+                environment[key] = str(value)
+        module_file = handler_module_file(fn.handler)
+        if not (fn.code_dir / module_file).is_file():
+            _warn(f"function {fid!r}: handler module {module_file} not found in {fn.code_dir}")
+        specs[fid] = FunctionSpec(
+            id=fid,
+            handler=fn.handler,
+            code_dir=str(fn.code_dir),
+            runtime=fn.runtime,
+            timeout=fn.timeout,
+            memory=fn.memory_size,
+            architecture=fn.architecture,
+            environment=environment,
+        )
+
+    routes: list[RouteSpec] = []
+    seen: dict[str, str] = {}
+    for api in (n for n in nodes if isinstance(n, Api)):
+        for route_key, fn in api.routes.items():
+            if route_key in seen:
+                _warn(
+                    f"route {route_key!r} of {api.node.path} is also defined by {seen[route_key]}; "
+                    "locally only the first one is served"
+                )
+                continue
+            seen[route_key] = api.node.path
+            routes.append(RouteSpec(route_key=route_key, function=ids[id(fn)]))
+
+    return AppManifest(
+        app=config.name,
+        functions=specs,
+        routes=routes,
+        region=config.region,
+        stage=config.stage,
+    )
+
+
+def _stacks_function(module_name: str, root: Path) -> Any:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise SynthError(
+                f"stacks module {module_name!r} not found in {root} "
+                '(set `stacks = "..."` in [tool.pylive])'
+            ) from exc
+        raise
+    stacks = getattr(module, "stacks", None)
+    if not callable(stacks):
+        raise SynthError(f"stacks module {module_name!r} must define `def stacks(app)`")
+    return stacks
+
+
+def _unique_ids(functions: list[Any], stack_ids: list[str]) -> dict[int, str]:
+    """Function ids that are unique across the app.
+
+    The construct id when it is unique; on a clash, the stack id and the construct id;
+    if that still clashes, the whole construct path.
+    """
+    candidates = [
+        (fn.node.id, f"{stack}-{fn.node.id}", fn.node.path.replace("/", "-"))
+        for fn, stack in zip(functions, stack_ids, strict=True)
+    ]
+    levels = [0] * len(functions)
+    while True:
+        names = [c[level] for c, level in zip(candidates, levels, strict=True)]
+        counts = Counter(names)
+        escalate = [i for i, name in enumerate(names) if counts[name] > 1 and levels[i] < 2]
+        if not escalate:
+            break
+        for i in escalate:
+            levels[i] += 1
+    result: dict[int, str] = {}
+    taken: set[str] = set()
+    for fn, name in zip(functions, names, strict=True):
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}-{n}", n + 1
+        taken.add(unique)
+        result[id(fn)] = unique
+    return result
+
+
+def _describe(exc: BaseException, root: Path) -> dict[str, str]:
+    """The failure as the user should see it: type, first line of the message, and the
+    innermost file:line of the user's code."""
+    if isinstance(exc, PyliveError):
+        return {"type": "", "message": _first_line(str(exc)), "location": ""}
+    location = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        location = f"{_relative(Path(exc.filename), root)}:{exc.lineno}"
+        message = exc.msg
+    else:
+        message = str(exc)
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if _is_user_file(Path(frame.filename), root):
+                location = f"{_relative(Path(frame.filename), root)}:{frame.lineno}"
+                break
+    return {"type": type(exc).__name__, "message": _first_line(message), "location": location}
+
+
+def _is_user_file(path: Path, root: Path) -> bool:
+    try:
+        relative = path.resolve().relative_to(root)
+    except (ValueError, OSError):
+        return False
+    first = relative.parts[0] if relative.parts else ""
+    if first in {".venv", "venv", STATE_DIR_NAME} or "site-packages" in relative.parts:
+        return False
+    return not path.resolve().is_relative_to(_PYLIVE_DIR)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _warn(message: str) -> None:
+    _emit(WARNING_PREFIX + message)
+
+
+def _emit(line: str) -> None:
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
