@@ -97,8 +97,9 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _respond(send: Send, response: HttpResponse) -> None:
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": response.headers})
+    await send(
+        {"type": "http.response.start", "status": response.status, "headers": response.headers}
+    )
     await send({"type": "http.response.body", "body": response.body})
 
 

@@ -27,8 +27,8 @@ from oracle.ric import (
 )
 
 from pylive.manifest import FunctionSpec
-from pylive.runtime.pool import InvokeResult
 from pylive.runtime.environment import function_arn
+from pylive.runtime.pool import InvokeResult
 
 pytestmark = pytest.mark.slow
 

@@ -212,7 +212,10 @@ def test_reload_of_an_imported_module_retires_workers(tmp_path: Path, recorder: 
     async def go() -> None:
         pool = make_pool(root, recorder)
         await pool.start(
-            [spec(root, "functions/api.handler", id="api"), spec(root, "functions/api.slow", id="s")]
+            [
+                spec(root, "functions/api.handler", id="api"),
+                spec(root, "functions/api.slow", id="s"),
+            ]
         )
         try:
             before = json.loads((await pool.invoke("api", b"{}")).body)
