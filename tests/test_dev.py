@@ -1,0 +1,131 @@
+"""`pylive dev --local` end to end: the real CLI, real HTTP, real file edits, real signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apphelpers import (
+    Running,
+    alive,
+    copy_app,
+    create_app,
+    http,
+    json_body,
+    poll,
+    pylive_cmd,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def template_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return create_app(tmp_path_factory.mktemp("app") / "demo")
+
+
+@pytest.fixture
+def app(template_app: Path, tmp_path: Path) -> Path:
+    return copy_app(template_app, tmp_path / "demo")
+
+
+@pytest.fixture
+def dev(app: Path) -> Iterator[tuple[Running, str]]:
+    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+    yield running, url
+    running.stop()
+
+
+def test_serves_routes_like_an_http_api(dev: tuple[Running, str], app: Path) -> None:
+    running, url = dev
+    status, headers, body = http("GET", url + "/?name=Ada")
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert json_body(body)["message"] == "Hello, Ada!"
+
+    status, _, body = http("POST", url + "/items/42", body=b'{"name": "pen"}')
+    assert status == 200
+    assert json_body(body) == {"id": "42", "body": {"name": "pen"}}
+    running.wait_line(r"^items \| creating 42$")  # handler output, labelled
+    running.wait_line(r"POST /items/42 -> items 200 [\d.]+ ms")  # one line per invocation
+
+    assert http("GET", url + "/nowhere")[0:3:2] == (404, b'{"message":"Not Found"}')
+    assert http("GET", url + "/boom")[0:3:2] == (500, b'{"message":"Internal Server Error"}')
+    running.wait_line(r"RuntimeError: boom")
+
+    dev_file = json.loads((app / ".pylive" / "dev.json").read_text())
+    assert dev_file["http_url"] == url
+
+
+def test_a_crashing_handler_process_gives_500_and_the_next_request_works(
+    dev: tuple[Running, str],
+) -> None:
+    _, url = dev
+    assert http("GET", url + "/boom?how=exit")[0] == 500
+    assert http("GET", url + "/")[0] == 200
+    assert http("GET", url + "/boom?how=exit")[0] == 500
+
+
+def test_saving_a_handler_serves_the_new_code(dev: tuple[Running, str], app: Path) -> None:
+    running, url = dev
+    assert json_body(http("GET", url + "/")[2])["message"] == "Hello, world!"
+    hello = app / "functions" / "hello.py"
+    hello.write_text(hello.read_text().replace("Hello, ", "Howdy, "))
+    poll(lambda: json_body(http("GET", url + "/")[2])["message"] == "Howdy, world!")
+    running.wait_line(r"hello: reloaded in \d+ ms")
+
+    # A syntax error is shown clearly; the request fails like Lambda; the next save recovers.
+    original = hello.read_text()
+    hello.write_text(original + "\ndef broken(:\n")
+    running.wait_line(r"hello: Runtime\.UserCodeSyntaxError: Syntax error in module")
+    assert http("GET", url + "/")[0] == 500
+    hello.write_text(original.replace("Howdy, ", "Hi, "))
+    poll(lambda: http("GET", url + "/")[0] == 200)
+    assert json_body(http("GET", url + "/")[2])["message"] == "Hi, world!"
+
+
+def test_changing_the_stacks_updates_routes_without_a_restart(
+    dev: tuple[Running, str], app: Path
+) -> None:
+    running, url = dev
+    pid = running.proc.pid
+    assert http("GET", url + "/items/1")[0] == 404
+    stacks = app / "stacks.py"
+    stacks.write_text(stacks.read_text().replace('"POST /items/{id}"', '"ANY /items/{id}"'))
+    running.wait_line(r"routes updated \(3 routes\)", timeout=120)
+    status, _, body = http("GET", url + "/items/1")
+    assert status == 200, body
+    assert running.proc.pid == pid and running.proc.poll() is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stops_cleanly_leaving_no_process(app: Path, sig: int) -> None:
+    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+    assert http("GET", url + "/")[0] == 200
+    children = running.descendants()
+    assert children  # the worker host and at least one worker
+    assert running.stop(sig) == 0
+    assert "stopped" in running.lines[-1]
+    assert not [pid for pid in children if alive(pid)]
+    assert not (app / ".pylive" / "dev.json").exists()
+
+
+def test_a_port_in_use_is_a_one_line_error(app: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        running = Running(pylive_cmd("dev", "--local", "--port", str(port)), cwd=app)
+        code = running.proc.wait(60)
+        running.stop()
+    assert code == 4
+    assert running.lines == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "stop what uses it or pass --port with another port"
+    ]
