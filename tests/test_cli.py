@@ -1,0 +1,167 @@
+"""The `pylive` command as a user runs it: exit codes and one-line errors, never tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apphelpers import copy_app, create_app, pylive_cmd
+
+
+def pylive(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        pylive_cmd(*args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return create_app(tmp_path_factory.mktemp("cli") / "demo")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and text in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_invoke_prints_the_result(app: Path) -> None:
+    result = pylive(
+        "invoke", "hello", "--event", '{"queryStringParameters": {"name": "Ada"}}', cwd=app
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["message"] == "Hello, Ada!"
+
+
+@pytest.mark.slow
+def test_invoke_reads_the_event_from_a_file_or_stdin(app: Path, tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"pathParameters": {"id": "7"}, "body": "[1]"}')
+    by_file = pylive("invoke", "items", "--event-file", str(event), cwd=app)
+    by_stdin = pylive("invoke", "items", "-f", "-", cwd=app, stdin=event.read_text())
+    for result in (by_file, by_stdin):
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"id": "7", "body": [1]}
+        assert "items | creating 7" in result.stderr  # handler output goes to stderr
+
+
+@pytest.mark.slow
+def test_invoke_function_error_prints_lambda_error_and_fails(app: Path) -> None:
+    result = pylive("invoke", "boom", cwd=app)
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["errorType"] == "RuntimeError"
+    assert error["errorMessage"] == "boom"
+    assert error["stackTrace"]
+
+
+@pytest.mark.slow
+def test_invoke_bad_input(app: Path, tmp_path: Path) -> None:
+    assert_one_line_error(pylive("invoke", "hello", "-e", "{nope", cwd=app), 2, "not valid JSON")
+    assert_one_line_error(
+        pylive("invoke", "nosuch", cwd=app), 2, "no function named 'nosuch' in app 'demo'"
+    )
+    assert_one_line_error(
+        pylive("invoke", "hello", "-f", str(tmp_path / "missing.json"), cwd=app),
+        2,
+        "cannot read --event-file",
+    )
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    assert_one_line_error(pylive("invoke", "x", cwd=tmp_path), 2, "no pyproject.toml")
+    assert_one_line_error(pylive("dev", "--local", cwd=tmp_path), 2, "no pyproject.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[tool.pylive]\nname = 'a'\nname = 'b'\n", "not valid TOML"),
+        ("[tool.pylive]\nregion = 'us-east-1'\n", 'needs `name = "..."`'),
+        ("[tool.pylive]\nname = 'ok'\nstack = 'x'\n", "unknown key(s) in [tool.pylive]: stack"),
+        ("[tool.pylive]\nname = 3\n", "name must be a string"),
+        ("[tool.pylive]\nname = 'no spaces'\n", "must start with a letter"),
+        ("[tool.pylive]\nname = 'ok'\nstacks = 'not-a-module'\n", "is not a Python module"),
+    ],
+)
+def test_broken_config(tmp_path: Path, toml: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(toml)
+    assert_one_line_error(pylive("invoke", "x", cwd=tmp_path), 2, message)
+
+
+@pytest.mark.slow
+def test_a_handler_that_does_not_resolve(app: Path, tmp_path: Path) -> None:
+    broken = copy_app(app, tmp_path / "broken")
+    (broken / "functions" / "hello.py").unlink()
+    result = pylive("invoke", "hello", cwd=broken)
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    assert error["errorMessage"] == (
+        "Unable to import module 'functions/hello': No module named 'functions.hello'"
+    )
+
+
+@pytest.mark.slow
+def test_no_node_is_a_clear_error(app: Path, tmp_path: Path) -> None:
+    fresh = copy_app(app, tmp_path / "fresh")
+    shutil.rmtree(fresh / ".pylive")
+    python_dir = str(Path(shutil.which("python3") or "/usr/bin/python3").parent)
+    env = {"PATH": python_dir if not shutil.which("node", path=python_dir) else "/nonexistent"}
+    env["JSII_NODE"] = ""
+    result = pylive("invoke", "hello", cwd=fresh, env=env)
+    assert_one_line_error(result, 3, "Node.js is required")
+
+
+def test_help_explains_every_command(tmp_path: Path) -> None:
+    top = pylive("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for command in ("init", "dev", "invoke"):
+        assert command in top.stdout
+        result = pylive(command, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "Usage: " in result.stdout
+    assert "--debug" in pylive("dev", "--help", cwd=tmp_path).stdout
+
+
+def test_dev_without_local_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.pylive]\nname = 'x'\n")
+    assert_one_line_error(pylive("dev", cwd=tmp_path), 2, "pylive dev --local")
+
+
+def test_init_creates_a_runnable_app_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = pylive("init", "my-app", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    app = tmp_path / "my-app"
+    assert 'name = "my-app"' in (app / "pyproject.toml").read_text()
+    assert (app / ".gitignore").exists() and (app / "functions" / "hello.py").exists()
+    # The app's own tests pass as generated.
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert_one_line_error(pylive("init", "my-app", cwd=tmp_path), 2, "already exists")
+    assert_one_line_error(
+        pylive("init", "other", "--template", "nope", cwd=tmp_path), 2, "unknown template 'nope'"
+    )
