@@ -73,6 +73,8 @@ class _FunctionState:
     files: set[str] = field(default_factory=set)
     init_failed: bool = True  # until a worker imports the handler, any change may fix it
     debug_port: int | None = None
+    # While debugging, each function has one worker (one debugger port): calls queue here.
+    serial: asyncio.Lock | None = None
 
 
 class WorkerPool:
@@ -83,12 +85,15 @@ class WorkerPool:
         self._exits: dict[int, asyncio.Future[str]] = {}
         self._exit_reports: dict[int, str] = {}
         self._preloaded: set[str] = set(self._read_preload())
+        debugging = options.debug_port is not None
         self._zygote = Zygote(
             python,
             cwd=self._root,
             env=dict(options.base_env),
             on_exit=self._worker_exited,
             preload=sorted(self._preloaded),
+            # Frozen stdlib modules hide their source from the debugger.
+            python_flags=["-Xfrozen_modules=off"] if debugging else [],
         )
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -135,7 +140,14 @@ class WorkerPool:
                 self._options.debug_port + index if self._options.debug_port is not None else None
             )
             env = lambda_environment(spec, region=self._options.region, base=self._options.base_env)
-            self._functions[function_id] = _FunctionState(spec, env, debug_port=debug_port)
+            if debug_port is not None:
+                env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+            self._functions[function_id] = _FunctionState(
+                spec,
+                env,
+                debug_port=debug_port,
+                serial=asyncio.Lock() if debug_port is not None else None,
+            )
             changed.append(function_id)
             if warm:
                 self.warm(function_id)
@@ -219,6 +231,22 @@ class WorkerPool:
         trace_id: str | None = None,
     ) -> InvokeResult:
         state = self._functions[function_id]
+        if state.serial is not None:
+            async with state.serial:
+                return await self._invoke(
+                    state, event, request_id, client_context, identity, trace_id
+                )
+        return await self._invoke(state, event, request_id, client_context, identity, trace_id)
+
+    async def _invoke(
+        self,
+        state: _FunctionState,
+        event: bytes,
+        request_id: str | None,
+        client_context: dict[str, Any] | None,
+        identity: dict[str, Any] | None,
+        trace_id: str | None,
+    ) -> InvokeResult:
         request_id = request_id or str(uuid.uuid4())
         timeout = self._options.timeout_override or state.spec.timeout
         started = time.perf_counter()

@@ -44,8 +44,10 @@ class Zygote:
         env: dict[str, str],
         on_exit: Callable[[int, str], None],
         preload: list[str] | None = None,
+        python_flags: list[str] | None = None,
     ) -> None:
         self._python = python
+        self._flags = list(python_flags or [])
         self._cwd = cwd
         self._env = env
         self._on_exit = on_exit
@@ -63,7 +65,13 @@ class Zygote:
         self._hello = loop.create_future()
         try:
             self._process = subprocess.Popen(
-                [str(self._python), str(WORKER_MAIN), str(theirs.fileno()), *self._preload],
+                [
+                    str(self._python),
+                    *self._flags,
+                    str(WORKER_MAIN),
+                    str(theirs.fileno()),
+                    *self._preload,
+                ],
                 pass_fds=[theirs.fileno()],
                 cwd=self._cwd,
                 env=self._env,
