@@ -22,7 +22,7 @@ from pylive.local.routes import RouteTable
 from pylive.manifest import AppManifest
 from pylive.runtime.pool import PoolOptions, WorkerPool
 from pylive.runtime.reload import ReloadWatcher
-from pylive.synth import _stacks_sources, synthesize
+from pylive.synth import infra_sources, synthesize
 
 DEV_FILE = "dev.json"
 PRELOAD_FILE = "preload.json"
@@ -139,7 +139,7 @@ class LocalDevSession:
         )
 
     def _infra_files(self) -> set[str]:
-        files = {os.path.realpath(p) for p in _stacks_sources(self.config)}
+        files = {os.path.realpath(p) for p in infra_sources(self.config)}
         return files | {os.path.realpath(self.config.root / "pyproject.toml")}
 
     def _code_changed(self, paths: set[str]) -> None:

@@ -1,8 +1,8 @@
 """Synthesize the app's stacks into an :class:`AppManifest`, in a short-lived process.
 
-Importing aws-cdk-lib costs seconds and hundreds of MB (it runs a Node.js process), so it
-never happens in the long-running runner: ``python -m pylive.synth_main`` does the work and
-writes the manifest, and the result is cached in ``.pylive/manifest.json`` under a hash of
+Running aws-cdk-lib costs a second or more and hundreds of MB (it drives a Node.js process),
+so it never happens in the long-running runner: ``python -m pylive.synth_main`` does the work
+and writes the manifest, and the result is cached in ``.pylive/manifest.json`` under a hash of
 the infra code. A cache hit only hashes a few files and reads one JSON file.
 """
 
@@ -39,7 +39,7 @@ ERROR_PREFIX = "pylive:error: "
 # comma-separated list of major versions, so naming them all avoids running `node --version`.
 _NODE_MAJORS = ",".join(str(major) for major in range(14, 41))
 
-_PYLIVE_DIR = Path(pylive.__file__).resolve().parent
+PYLIVE_DIR = Path(pylive.__file__).resolve().parent
 # pylive's own files that shape the manifest: a change to them invalidates cached manifests
 # even while the version number stays the same.
 _PYLIVE_SOURCES = (
@@ -149,7 +149,7 @@ def source_hash(config: AppConfig, mode: str) -> str:
 
     feed("pylive-version", pylive.__version__.encode())
     for name in _PYLIVE_SOURCES:
-        feed(f"pylive/{name}", _read_bytes(_PYLIVE_DIR / name))
+        feed(f"pylive/{name}", _read_bytes(PYLIVE_DIR / name))
     feed("root", str(config.root).encode())  # the manifest holds absolute code paths
     feed("mode", mode.encode())
     feed("stage", config.stage.encode())
@@ -157,6 +157,12 @@ def source_hash(config: AppConfig, mode: str) -> str:
     for path in sorted(_stacks_sources(config)):
         feed(path.relative_to(config.root).as_posix(), _read_bytes(path))
     return h.hexdigest()
+
+
+def infra_sources(config: AppConfig) -> list[Path]:
+    """The app's files that :func:`source_hash` covers: pyproject.toml and the stacks
+    module's source (a watcher can re-synthesize when one of them changes)."""
+    return [config.root / "pyproject.toml", *sorted(_stacks_sources(config))]
 
 
 def find_node() -> str | None:
@@ -209,7 +215,7 @@ def _synth_env() -> dict[str, str]:
     env.setdefault("JSII_DEPRECATED", "quiet")
     env["PYTHONUNBUFFERED"] = "1"
     # make `-m pylive.synth_main` importable even when pylive runs from a source checkout
-    pylive_parent = str(_PYLIVE_DIR.parent)
+    pylive_parent = str(PYLIVE_DIR.parent)
     existing = env.get("PYTHONPATH", "")
     if pylive_parent not in existing.split(os.pathsep):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (existing, pylive_parent) if p)

@@ -22,7 +22,7 @@ from typing import Any
 from pylive.config import STATE_DIR_NAME, AppConfig, load_config
 from pylive.errors import PyliveError, SynthError
 from pylive.manifest import AppManifest, FunctionSpec, RouteSpec
-from pylive.synth import _PYLIVE_DIR, CDK_OUT_DIR, ERROR_PREFIX, MODES, WARNING_PREFIX
+from pylive.synth import CDK_OUT_DIR, ERROR_PREFIX, MODES, PYLIVE_DIR, WARNING_PREFIX
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def synth_app(config: AppConfig, mode: str) -> AppManifest:
     """Import the stacks module, synthesize the app and describe its functions and routes."""
+    if mode == "local":
+        # aws-cdk-lib validates every template at synth (seconds, even for a tiny app); a
+        # local-only template is never deployed, so skip it there. Read by the jsii Node.js
+        # process, which starts on first use below.
+        os.environ.setdefault("CDK_VALIDATION", "false")
     import aws_cdk as cdk
 
     os.chdir(config.root)
@@ -200,7 +205,7 @@ def _is_user_file(path: Path, root: Path) -> bool:
     first = relative.parts[0] if relative.parts else ""
     if first in {".venv", "venv", STATE_DIR_NAME} or "site-packages" in relative.parts:
         return False
-    return not path.resolve().is_relative_to(_PYLIVE_DIR)
+    return not path.resolve().is_relative_to(PYLIVE_DIR)
 
 
 def _relative(path: Path, root: Path) -> str:
