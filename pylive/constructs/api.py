@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigwv2
@@ -11,41 +10,20 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from constructs import Construct
 
 from pylive.constructs.function import Function, split_handler
-
-DEFAULT_ROUTE: Final = "$default"
-METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-
-_PARAM_RE = re.compile(r"^\{[A-Za-z0-9_.-]+\+?\}$")
-_LITERAL_RE = re.compile(r"^[A-Za-z0-9._~:@!$&'()*,;=%-]+$")
+from pylive.local import routes
+from pylive.local.routes import DEFAULT_ROUTE
 
 
 def parse_route_key(route_key: str) -> tuple[str, str] | None:
-    """``"GET /items/{id}"`` -> ``("GET", "/items/{id}")``; ``"$default"`` -> ``None``."""
+    """``"GET /items/{id}"`` -> ``("GET", "/items/{id}")``; ``"$default"`` -> ``None``.
+
+    Validation is the local HTTP API's, so what synthesizes is what ``pylive dev`` serves."""
     if route_key == DEFAULT_ROUTE:
         return None
-    method, sep, path = route_key.partition(" ") if isinstance(route_key, str) else ("", "", "")
-    if not sep or method not in METHODS:
-        raise ValueError(
-            f"route {route_key!r} must be '$default' or 'METHOD /path' with METHOD one of "
-            f"{', '.join(METHODS)} (for example 'GET /items/{{id}}')"
-        )
-    if not path.startswith("/"):
-        raise ValueError(f"route {route_key!r}: the path must start with '/'")
-    if path != "/":
-        segments = path[1:].split("/")
-        for index, segment in enumerate(segments):
-            if _PARAM_RE.fullmatch(segment):
-                if segment.endswith("+}") and index != len(segments) - 1:
-                    raise ValueError(
-                        f"route {route_key!r}: a greedy parameter like {segment} "
-                        "must be the last path segment"
-                    )
-            elif not _LITERAL_RE.fullmatch(segment):
-                raise ValueError(
-                    f"route {route_key!r}: invalid path segment {segment!r} "
-                    "(empty segments, trailing '/', spaces and stray braces are not allowed)"
-                )
-    return method, path
+    if not isinstance(route_key, str):
+        raise ValueError(f"route key {route_key!r} must be a string such as 'GET /items/{{id}}'")
+    parsed = routes.parse_route_key(route_key)
+    return parsed.method, route_key.partition(" ")[2]
 
 
 def implicit_function_id(handler: str) -> str:

@@ -154,17 +154,17 @@ def test_add_routes_later_and_duplicate_route(make_stack: Callable[..., cdk.Stac
 @pytest.mark.parametrize(
     ("route_key", "message"),
     [
-        ("/items", "must be '\\$default' or 'METHOD /path'"),
-        ("FETCH /items", "METHOD one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY"),
-        ("get /items", "METHOD one of"),
+        ("/items", 'expected "\\$default" or "METHOD /path"'),
+        ("FETCH /items", "method must be one of ANY, DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+        ("get /items", "method must be one of"),
         ("GET items", "must start with '/'"),
         ("GET  /items", "must start with '/'"),
-        ("GET /items/", "invalid path segment ''"),
-        ("GET /a//b", "invalid path segment ''"),
-        ("GET /{proxy+}/x", "must be the last path segment"),
-        ("GET /items/{id", "invalid path segment '{id'"),
-        ("GET /a b", "invalid path segment"),
-        ("default", "must be '\\$default'"),
+        ("GET /items/", "must not end with '/'"),
+        ("GET /a//b", "empty segment"),
+        ("GET /{proxy+}/x", "must be the last segment"),
+        ("GET /items/{id", "must be a whole segment"),
+        ("GET /a b", "must not contain whitespace"),
+        ("default", 'expected "\\$default" or "METHOD /path"'),
     ],
 )
 def test_invalid_route_keys_are_clear_errors(
