@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +131,22 @@ def test_a_port_in_use_is_a_one_line_error(app: Path) -> None:
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; "
         "stop what uses it or pass --port with another port"
     ]
+
+
+def test_workers_run_on_the_apps_own_venv(app: Path) -> None:
+    """The app's .venv need not have pylive (or anything) installed."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(app / ".venv")], check=True)
+    (app / "functions" / "hello.py").write_text(
+        "import sys\n"
+        "def handler(event, context):\n"
+        "    return {'executable': sys.executable, 'prefix': sys.prefix}\n"
+    )
+    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+        status, headers, body = http("GET", url + "/")
+        assert status == 200
+        assert headers["apigw-requestid"]
+        assert json_body(body)["prefix"] == str(app / ".venv")
+    finally:
+        assert running.stop() == 0

@@ -63,6 +63,7 @@ class HttpApiApp:
             self._log(method, path, "-", 404, _since(started))
             return
         host = _host(scope)
+        request_id = base64.b64encode(os.urandom(10)).decode()
         event = build_event(
             method=method,
             raw_path=scope.get("raw_path", b"").decode("latin-1") or path,
@@ -75,12 +76,12 @@ class HttpApiApp:
             stage=self.api.stage,
             api_id=self.api.api_id,
             domain_name=host,
-            request_id=base64.b64encode(os.urandom(10)).decode(),
+            request_id=request_id,
             time_epoch_ms=int(time.time() * 1000),
         )
         result = await self._invoke(match.function, orjson.dumps(event))
         response = to_http_response(result.body) if result.ok else error_response()
-        await _respond(send, response)
+        await _respond(send, response, request_id.encode())
         self._log(method, path, match.function, response.status, _since(started))
 
 
@@ -96,10 +97,11 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _respond(send: Send, response: HttpResponse) -> None:
-    await send(
-        {"type": "http.response.start", "status": response.status, "headers": response.headers}
-    )
+async def _respond(send: Send, response: HttpResponse, request_id: bytes | None = None) -> None:
+    headers = response.headers
+    if request_id is not None:
+        headers = [*headers, (b"apigw-requestid", request_id)]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
