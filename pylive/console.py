@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import TextIO
 
@@ -12,12 +13,24 @@ class Console:
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
         self._stream = stream or sys.stdout
         self._color = self._stream.isatty() if color is None else color
+        self._flush_scheduled = False
 
     def _paint(self, text: str, color: str) -> str:
         return f"\x1b[{_COLORS[color]}m{text}\x1b[0m" if self._color else text
 
     def _write(self, line: str) -> None:
         self._stream.write(line + "\n")
+        if self._flush_scheduled:
+            return
+        try:
+            # Under load, flush once per event-loop turn instead of once per line.
+            asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_scheduled = True
+        except RuntimeError:
+            self._stream.flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
         self._stream.flush()
 
     def info(self, message: str) -> None:

@@ -82,6 +82,7 @@ class LocalDevSession:
                     log_level="warning",
                     timeout_keep_alive=75,
                     server_header=False,
+                    proxy_headers=False,
                 )
             )
             tasks.append(asyncio.create_task(server.serve(sockets=[sock])))

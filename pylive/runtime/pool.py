@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 import uuid
 from collections import deque
@@ -75,6 +76,7 @@ class _FunctionState:
     debug_port: int | None = None
     # While debugging, each function has one worker (one debugger port): calls queue here.
     serial: asyncio.Lock | None = None
+    arn: str = ""
 
 
 class WorkerPool:
@@ -147,6 +149,7 @@ class WorkerPool:
                 env,
                 debug_port=debug_port,
                 serial=asyncio.Lock() if debug_port is not None else None,
+                arn=function_arn(spec, region=self._options.region),
             )
             changed.append(function_id)
             if warm:
@@ -259,15 +262,15 @@ class WorkerPool:
             "t": "invoke",
             "id": request_id,
             "deadline_ms": deadline_ms,
-            "arn": function_arn(state.spec, region=self._options.region),
+            "arn": state.arn,
             "trace_id": trace_id or _trace_id(),
             "client_context": client_context,
             "identity": identity,
         }
         state.busy.add(worker)
         try:
-            remaining = deadline_ms / 1000 - time.time()
-            reply, body = await asyncio.wait_for(worker.invoke(header, event), max(remaining, 0))
+            async with asyncio.timeout(deadline_ms / 1000 - time.time()):
+                reply, body = await worker.invoke(header, event)
         except TimeoutError:
             worker.kill()
             body = _timeout_error(request_id, timeout)
@@ -408,8 +411,9 @@ def _since(started: float) -> float:
 
 
 def _trace_id() -> str:
-    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
-    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
+    root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
+    return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"
 
 
 def _timestamp() -> str:
