@@ -115,11 +115,16 @@ class WorkerPool:
             await asyncio.wait(tasks)
 
     async def close(self) -> None:
+        workers = []
         for state in self._functions.values():
             for task in state.warming:
                 task.cancel()
-            for worker in [*state.idle, *state.busy]:
-                worker.kill()
+            workers.extend([*state.idle, *state.busy])
+        for worker in workers:
+            worker.kill()
+        if workers:
+            # Let what the workers printed last reach the terminal.
+            await asyncio.wait([asyncio.ensure_future(w.closed()) for w in workers], timeout=2)
         for task in list(self._tasks):
             task.cancel()
         await self._zygote.close()

@@ -22,6 +22,7 @@ import decimal
 import importlib
 import importlib.machinery
 import json
+import logging
 import math
 import os
 import re
@@ -297,6 +298,36 @@ class _Channel:
         self.sock.sendall(pack_frame(header, body))
 
 
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+_REQUEST_ID = _RequestIdFilter()
+
+
+def _setup_logging() -> None:
+    """The root logger handler the Lambda runtime installs: level, format, request id."""
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.terminator = ""
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.addFilter(_REQUEST_ID)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level in logging.getLevelNamesMapping():
+        root.setLevel(level)
+
+
 def _new_modules(before: set[str]) -> list[tuple[str, str]]:
     """(name, file) of the modules imported since ``before`` was taken."""
     found = []
@@ -358,6 +389,7 @@ def run_worker(spec: dict[str, Any], sock: socket.socket, out_fd: int) -> NoRetu
     if spec.get("debug_port"):
         _start_debugger(int(spec["debug_port"]), bool(spec.get("debug_wait")))
 
+    _setup_logging()
     channel = _Channel(sock)
     before = set(sys.modules)
     started = time.perf_counter()
@@ -383,6 +415,7 @@ def _serve(channel: _Channel, handler: Any) -> NoReturn:
             os._exit(0)
         header, body = frame
         request_id = header["id"]
+        _REQUEST_ID.request_id = request_id
         trace_id = header.get("trace_id")
         if trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = trace_id

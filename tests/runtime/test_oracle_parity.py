@@ -202,3 +202,17 @@ def test_context_and_environment_match() -> None:
     }
     assert differing == {}
     assert ours == oracle
+
+
+def test_logging_output_matches() -> None:
+    timestamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    oracle = _ric("logs.handler", b"{}", "python3.12")
+    result, recorder = _pylive("logs.handler", b"{}", "python3.12")
+    assert json.loads(result.body) == "logged"
+    expected = [timestamp.sub("<ts>", line) for line in oracle.stdout_text.splitlines() if line]
+    ours = [timestamp.sub("<ts>", line) for _, line in recorder.lines]
+    assert ours == expected
+    assert ours == [
+        f"[INFO]\t<ts>\t{DEFAULT_REQUEST_ID}\tinfo 1",
+        f"[WARNING]\t<ts>\t{DEFAULT_REQUEST_ID}\twarn: slow",
+    ]
