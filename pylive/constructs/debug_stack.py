@@ -1,0 +1,112 @@
+"""``DebugStack``: what live development (`pylive dev`) needs in the account, once per app and
+stage: the WebSocket API that relays invocations, its router, the connection table and the
+bucket for payloads too large for a WebSocket message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+import pylive
+
+STUB_DIR = Path(pylive.__file__).resolve().parent.parent / "stub"
+PAYLOAD_EXPIRY_DAYS = 1
+
+
+def stub_code_dir() -> Path:
+    """The deployed relay code: ``stub/`` in a checkout, ``pylive/stub`` when installed."""
+    installed = Path(pylive.__file__).resolve().parent / "stub"
+    return installed if installed.is_dir() else STUB_DIR
+
+
+class DebugStack(cdk.Stack):
+    """One per app and stage. Outputs: ``WebSocketUrl``, ``CallbackUrl``, ``TableName``,
+    ``PayloadBucketName``, ``ApiId`` (the runner reads them to connect)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, app_name: str, stage: str, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.table = dynamodb.Table(
+            self,
+            "Connections",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expires_at",
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Payloads",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=cdk.Duration.days(PAYLOAD_EXPIRY_DAYS), enabled=True)
+            ],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.router = lambda_.Function(
+            self,
+            "Router",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="router.handler",
+            code=lambda_.Code.from_asset(
+                str(stub_code_dir()), exclude=["__pycache__", "*.pyc", "README.md"]
+            ),
+            timeout=cdk.Duration.seconds(10),
+            memory_size=256,
+            environment={"PYLIVE_TABLE": self.table.table_name},
+            log_group=logs.LogGroup(
+                self,
+                "RouterLogs",
+                retention=logs.RetentionDays.ONE_WEEK,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            ),
+            description=f"pylive router for {app_name} ({stage})",
+        )
+        self.table.grant_read_write_data(self.router)
+
+        def route(name: str, *, two_way: bool = False) -> apigwv2.WebSocketRouteOptions:
+            return apigwv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration(
+                    f"{name}Integration", self.router
+                ),
+                return_response=two_way,
+            )
+
+        self.api = apigwv2.WebSocketApi(
+            self,
+            "Relay",
+            api_name=f"pylive-{app_name}-{stage}",
+            connect_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration(
+                    "ConnectIntegration", self.router
+                ),
+                authorizer=authorizers.WebSocketIamAuthorizer(),
+            ),
+            disconnect_route_options=route("Disconnect"),
+            default_route_options=route("Default", two_way=True),  # answers `whoami`
+            route_selection_expression="$request.body.action",
+        )
+        self.ws_stage = apigwv2.WebSocketStage(
+            self, "Stage", web_socket_api=self.api, stage_name=stage, auto_deploy=True
+        )
+
+        cdk.CfnOutput(self, "WebSocketUrl", value=self.ws_stage.url)
+        cdk.CfnOutput(self, "CallbackUrl", value=self.ws_stage.callback_url)
+        cdk.CfnOutput(self, "ApiId", value=self.api.api_id)
+        cdk.CfnOutput(self, "TableName", value=self.table.table_name)
+        cdk.CfnOutput(self, "PayloadBucketName", value=self.bucket.bucket_name)

@@ -1,0 +1,125 @@
+"""DebugStack: the relay's WebSocket API, router, connection table and payload bucket."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from pylive.constructs.debug_stack import DebugStack
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    app = cdk.App()
+    return Template.from_stack(DebugStack(app, "Debug", app_name="shop", stage="ada"))
+
+
+def test_connect_is_iam_authorized_and_messages_route_on_action(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Api",
+        {"ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"},
+    )
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Route", {"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}
+    )
+    template.has_resource_properties("AWS::ApiGatewayV2::Route", {"RouteKey": "$disconnect"})
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Route",
+        {"RouteKey": "$default", "RouteResponseSelectionExpression": "$default"},
+    )
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage", {"StageName": "ada", "AutoDeploy": True}
+    )
+
+
+def test_connection_table(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    )
+
+
+def test_payload_bucket_is_private_encrypted_and_expires_objects(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LifecycleConfiguration": {"Rules": [{"ExpirationInDays": 1, "Status": "Enabled"}]},
+        },
+    )
+    # Plain HTTP is refused.
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_router_policy_is_least_privilege(template: Template) -> None:
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            assert "*" not in resources, statement
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "router.handler", "Runtime": "python3.12"}
+    )
+
+
+def test_outputs_the_runner_needs(template: Template) -> None:
+    outputs = template.to_json()["Outputs"]
+    for name in ("WebSocketUrl", "CallbackUrl", "ApiId", "TableName", "PayloadBucketName"):
+        assert name in outputs
+
+
+@pytest.mark.slow
+def test_cfn_lint_finds_no_errors(template: Template, tmp_path: Path) -> None:
+    path = tmp_path / "debug.json"
+    path.write_text(json.dumps(template.to_json()))
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout
