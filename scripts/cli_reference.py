@@ -21,13 +21,18 @@ def render() -> str:
         "Generated from the commands' own help by `python scripts/cli_reference.py`.\n",
     ]
     root = click.Context(cli, info_name="pylive", **cli.context_settings)
-    parts.append(f"## pylive\n\n```\n{cli.get_help(root)}\n```\n")
-    for name in sorted(cli.list_commands(root)):
-        command = cli.get_command(root, name)
-        assert command is not None
-        context = click.Context(command, info_name=name, parent=root)
-        parts.append(f"## pylive {name}\n\n```\n{command.get_help(context)}\n```\n")
+    _render(cli, root, "pylive", parts)
     return "\n".join(parts)
+
+
+def _render(command: click.Command, context: click.Context, name: str, parts: list[str]) -> None:
+    parts.append(f"## {name}\n\n```\n{command.get_help(context)}\n```\n")
+    if isinstance(command, click.Group):
+        for sub_name in sorted(command.list_commands(context)):
+            sub = command.get_command(context, sub_name)
+            assert sub is not None
+            sub_context = click.Context(sub, info_name=sub_name, parent=context)
+            _render(sub, sub_context, f"{name} {sub_name}", parts)
 
 
 if __name__ == "__main__":

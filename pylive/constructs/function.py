@@ -7,13 +7,18 @@ synth process can describe it to the local runner without reading CloudFormation
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+if TYPE_CHECKING:
+    from pylive.constructs.network import Network
 
 MODE_CONTEXT: Final = "pylive:mode"
 ROOT_CONTEXT: Final = "pylive:root"
@@ -96,6 +101,11 @@ class Function(Construct):
     app root) that the handler path starts from. In ``local`` synth mode the deployed code is
     a tiny inline placeholder, so synthesis copies nothing; in ``deploy`` mode it is an asset
     of the code directory.
+
+    ``network`` (default ``None``: no VPC) places the function in the private subnets of a
+    :class:`~pylive.constructs.network.Network`, with a security group of its own (open
+    outbound); ``security_groups`` replaces that group with the given ones. A function in a
+    network is what ``Database.grant_connect`` and ``Database.allow_from`` accept.
     """
 
     def __init__(
@@ -110,6 +120,8 @@ class Function(Construct):
         memory_size: int = 128,
         timeout: int | float | cdk.Duration = 3,
         environment: dict[str, str] | None = None,
+        network: Network | None = None,
+        security_groups: list[ec2.ISecurityGroup] | None = None,
     ) -> None:
         super().__init__(scope, id)
         split_handler(handler)
@@ -128,6 +140,8 @@ class Function(Construct):
                 f"memory_size {memory_size!r} must be a whole number of MB "
                 f"from {MIN_MEMORY} to {MAX_MEMORY}"
             )
+        if security_groups is not None and network is None:
+            raise ValueError("security_groups need a network: pass network=... as well")
 
         self.mode: str = synth_mode(self)
         self.handler: str = handler
@@ -138,6 +152,7 @@ class Function(Construct):
         self.memory_size: int = memory_size
         self.timeout: float = _timeout_seconds(timeout)
         self.environment: dict[str, str] = dict(environment or {})
+        self.network: Network | None = network
 
         lambda_code, lambda_handler = self._code_and_handler()
         self.function: lambda_.Function = lambda_.Function(
@@ -156,18 +171,36 @@ class Function(Construct):
             memory_size=memory_size,
             timeout=cdk.Duration.seconds(self.timeout),
             environment=dict(self.environment),
+            **_placement(network, security_groups),
         )
 
     def _code_and_handler(self) -> tuple[lambda_.Code, str]:
         """What Lambda runs for the current synth mode: the code and its handler string.
 
         ``local``: an inline placeholder (nothing is copied; the template is never deployed).
-        ``dev`` and ``deploy``: the code directory as an asset.
+        ``deploy``: the code directory plus its requirements, bundled for the Lambda platform
+        (see :mod:`pylive.bundle`; cached by content, so an unchanged function reuses its
+        bundle). ``dev``: the code directory as an asset.
         """
         if self.mode == "local":
             return lambda_.Code.from_inline(_PLACEHOLDER_CODE), self.handler
         if not self.code_dir.is_dir():
             raise ValueError(f"code directory {self.code!r} ({self.code_dir}) does not exist")
+        if self.mode == "deploy":
+            from pylive.bundle import bundle_function
+
+            bundle = bundle_function(
+                self.code_dir,
+                app_root(self),
+                runtime=self.runtime,
+                architecture=self.architecture,
+            )
+            code = lambda_.Code.from_asset(
+                str(bundle.path),
+                asset_hash=bundle.digest,
+                asset_hash_type=cdk.AssetHashType.CUSTOM,
+            )
+            return code, self.handler
         return (
             lambda_.Code.from_asset(str(self.code_dir), exclude=list(ASSET_EXCLUDES)),
             self.handler,
@@ -194,6 +227,36 @@ class Function(Construct):
     @property
     def grant_principal(self) -> iam.IPrincipal:
         return self.function.grant_principal
+
+    @property
+    def connections(self) -> ec2.Connections:
+        """The function's security groups, to open other resources to it.
+
+        Only a function in a network has them: anything else is a ``ValueError``."""
+        if self.network is None:
+            raise ValueError(
+                f"function {self.node.path!r} is not in a network, so nothing can be opened "
+                "to it; create it with Function(..., network=network)"
+            )
+        return self.function.connections
+
+    def grant(self, grantee: Callable[[iam.IGrantable], iam.Grant]) -> iam.Grant:
+        """Apply a CDK ``grant_*`` method to this function's role and return the grant.
+
+        ``fn.grant(bucket.grant_read)`` is ``bucket.grant_read(fn.function)``."""
+        return grantee(self.function)
+
+
+def _placement(
+    network: Network | None, security_groups: list[ec2.ISecurityGroup] | None
+) -> dict[str, Any]:
+    """VPC keyword arguments of ``aws_lambda.Function``: none unless in a network."""
+    if network is None:
+        return {}
+    placement: dict[str, Any] = {"vpc": network.vpc, "vpc_subnets": network.private_subnets}
+    if security_groups is not None:
+        placement["security_groups"] = list(security_groups)
+    return placement
 
 
 def _timeout_seconds(timeout: int | float | cdk.Duration) -> float:

@@ -1,0 +1,110 @@
+"""The AWS account and region a deploy goes to, from the usual credential chain (environment,
+``AWS_PROFILE``, SSO, instance roles...). ``AWS_ENDPOINT_URL`` (honoured by boto3 and by the
+CDK toolkit alike) points every AWS call at another endpoint, such as a local emulator."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pylive.errors import PyliveError
+
+BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default
+BOOTSTRAP_VERSION_PARAMETER = f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version"
+_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}
+
+
+class CredentialsError(PyliveError):
+    """No usable AWS credentials."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    account: str
+    region: str
+    endpoint_url: str | None
+
+    @property
+    def environment(self) -> str:
+        return f"aws://{self.account}/{self.region}"
+
+    def describe(self) -> str:
+        via = f" via {self.endpoint_url}" if self.endpoint_url else ""
+        return f"account {self.account}, region {self.region}{via}"
+
+
+def resolve_target(region: str) -> AwsTarget:
+    """The account of the current credentials (one STS call); a :class:`CredentialsError` with
+    a one-line explanation when there are none or they are rejected."""
+    boto3, botocore = _boto()
+    session = boto3.Session(region_name=region)
+    try:
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise CredentialsError(f"cannot load AWS credentials: {exc}") from None
+    if credentials is None:
+        raise CredentialsError(
+            "no AWS credentials found: set AWS_PROFILE (after `aws configure` or "
+            "`aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    sts = session.client("sts", config=botocore.config.Config(**_TIMEOUTS))
+    try:
+        identity: dict[str, Any] = sts.get_caller_identity()
+    except botocore.exceptions.ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise CredentialsError(f"AWS rejected the credentials: {message}") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise CredentialsError(f"cannot reach AWS to check the credentials: {exc}") from None
+    return AwsTarget(
+        account=str(identity["Account"]),
+        region=region,
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+    )
+
+
+def is_bootstrapped(target: AwsTarget) -> bool | None:
+    """Whether the CDK bootstrap stack exists in the target (its version parameter is
+    readable); None when that cannot be told (no permission...), so the deploy decides."""
+    boto3, botocore = _boto()
+    ssm = boto3.Session(region_name=target.region).client(
+        "ssm", config=botocore.config.Config(**_TIMEOUTS)
+    )
+    try:
+        ssm.get_parameter(Name=BOOTSTRAP_VERSION_PARAMETER)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return False
+        return None
+    except botocore.exceptions.BotoCoreError:
+        return None
+    return True
+
+
+def _boto() -> tuple[Any, Any]:
+    """boto3 and botocore (with its config and exceptions modules), imported on first use."""
+    for name in ("botocore.config", "botocore.exceptions"):
+        importlib.import_module(name)
+    return importlib.import_module("boto3"), importlib.import_module("botocore")
+
+
+def existing_stacks(target: AwsTarget, names: list[str]) -> set[str]:
+    """Which of the CloudFormation stacks ``names`` exist in the target."""
+    boto3, botocore = _boto()
+    cloudformation = boto3.Session(region_name=target.region).client(
+        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
+    )
+    found: set[str] = set()
+    for name in names:
+        try:
+            stacks = cloudformation.describe_stacks(StackName=name).get("Stacks", [])
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                continue
+            raise CredentialsError(f"cannot look up stack {name}: {exc}") from None
+        if any(s.get("StackStatus") != "DELETE_COMPLETE" for s in stacks):
+            found.add(name)
+    return found

@@ -1,0 +1,252 @@
+"""``pylive synth``, ``pylive deploy`` and ``pylive remove``: synthesize the app in deploy mode
+(functions bundled with their requirements), then hand the cloud assembly to the AWS CDK
+toolkit, which publishes the assets and drives CloudFormation.
+
+The app's stacks live in a ``cdk.Stage`` named ``<app>-<stage>``: CloudFormation stack names
+are ``<app>-<stage>-<StackId>``, so stages of several developers share one account. Each stage
+keeps its assembly, toolkit log and outputs in ``.pylive/stages/<stage>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pylive.assembly import StackArtifact, construct_paths, stage_stacks
+from pylive.aws_account import AwsTarget, existing_stacks, is_bootstrapped, resolve_target
+from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
+from pylive.config import AppConfig
+from pylive.console import Console
+from pylive.errors import PyliveError, UsageError
+from pylive.synth import stage_id, synthesize_assembly, validate_stage
+from pylive.toolkit_output import ProgressFilter, failure_line, needs_bootstrap
+
+STAGES_DIR = "stages"
+METHODS = ("change-set", "direct")
+_SUCCESS_MARK = "✅"
+
+
+class DeployError(PyliveError):
+    """The toolkit reported a failed deploy, remove or bootstrap."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    method: str = "change-set"  # how CloudFormation applies changes: "change-set" | "direct"
+    concurrency: int = 4  # stacks deployed at once (dependencies are respected)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    stacks: list[StackArtifact]
+    outputs: dict[str, dict[str, str]]
+    unchanged: list[str] = field(default_factory=list)  # stack names the toolkit skipped
+    seconds: float = 0.0
+
+
+def stage_dir(config: AppConfig) -> Path:
+    return config.state_dir / STAGES_DIR / config.stage
+
+
+def synth(config: AppConfig, console: Console, out: Path | None = None) -> list[StackArtifact]:
+    """Synthesize the stage in deploy mode into ``out`` (default ``.pylive/stages/<stage>/
+    cdk.out``) and return its stacks. Needs no AWS credentials."""
+    return _synth(config, console, out or stage_dir(config) / "cdk.out", target=None)
+
+
+def deploy(
+    config: AppConfig, console: Console, options: DeployOptions | None = None
+) -> DeployResult:
+    """Deploy every stack of the stage; bootstraps the environment first when needed."""
+    options = options or DeployOptions()
+    if options.method not in METHODS:
+        raise UsageError(f"method {options.method!r} must be one of: {', '.join(METHODS)}")
+    validate_stage(config.stage)
+    started = time.perf_counter()
+    target = resolve_target(config.region)
+    console.event(f"deploying {config.name} stage {config.stage!r} to {target.describe()}")
+    work = stage_dir(config)
+    cdk_out = work / "cdk.out"
+    stacks = _synth(config, console, cdk_out, target=target)
+    toolkit = _Toolkit(config, target, console, stacks)
+    outputs_file = work / "outputs.json"
+    outputs_file.unlink(missing_ok=True)
+    args = [
+        "deploy", "--app", str(cdk_out), *(s.display_name for s in stacks),
+        "--require-approval", "never", "--progress", "events",
+        "--outputs-file", str(outputs_file), "--method", options.method,
+        "--concurrency", str(options.concurrency),
+    ]  # fmt: skip
+    toolkit.ensure_bootstrapped()
+    lines = toolkit.run(args, "deploy", retry_after_bootstrap=True)
+    outputs = _read_outputs(outputs_file)
+    unchanged = [
+        s.stack_name
+        for s in stacks
+        if any(_SUCCESS_MARK in line and s.stack_name in line and "(no changes)" in line
+               for line in lines)
+    ]  # fmt: skip
+    result = DeployResult(
+        stacks=stacks,
+        outputs=outputs,
+        unchanged=unchanged,
+        seconds=time.perf_counter() - started,
+    )
+    _print_outputs(console, result)
+    return result
+
+
+def remove(
+    config: AppConfig,
+    console: Console,
+    confirm: Callable[[list[StackArtifact], AwsTarget], bool],
+) -> list[StackArtifact]:
+    """Delete every stack of the stage, after ``confirm`` agreed. Returns the stacks removed
+    (empty when the user declined)."""
+    validate_stage(config.stage)
+    target = resolve_target(config.region)
+    work = stage_dir(config)
+    cdk_out = work / "cdk.out"
+    stacks = _synth(config, console, cdk_out, target=target)
+    existing = existing_stacks(target, [s.stack_name for s in stacks])
+    stacks = [s for s in stacks if s.stack_name in existing]
+    if not stacks:
+        console.event(
+            f"stage {config.stage!r} of {config.name} has no stacks in {target.describe()}"
+        )
+        return []
+    if not confirm(stacks, target):
+        return []
+    console.event(f"removing {config.name} stage {config.stage!r} from {target.describe()}")
+    toolkit = _Toolkit(config, target, console, stacks)
+    toolkit.run(
+        ["destroy", "--app", str(cdk_out), *(s.display_name for s in stacks), "--force"],
+        "remove",
+    )
+    (work / "outputs.json").unlink(missing_ok=True)
+    return stacks
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _synth(
+    config: AppConfig, console: Console, cdk_out: Path, *, target: AwsTarget | None
+) -> list[StackArtifact]:
+    stage = stage_id(config.name, config.stage)
+    started = time.perf_counter()
+    env = {"CDK_DEFAULT_REGION": config.region}
+    if target is not None:
+        env["CDK_DEFAULT_ACCOUNT"] = target.account
+    synthesize_assembly(config, cdk_out, mode="deploy", env=env, on_warning=console.warn)
+    stacks = stage_stacks(cdk_out, stage)
+    if not stacks:
+        raise UsageError(
+            f"the stacks module {config.stacks_module!r} created no stacks: `stacks(app)` must "
+            "create at least one `Stack(app, ...)`"
+        )
+    console.event(
+        f"synthesized {len(stacks)} stack(s) in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(s.stack_name for s in stacks)
+    )
+    return stacks
+
+
+class _Toolkit:
+    """The CDK toolkit for one stage: its command, environment, log and output handling."""
+
+    def __init__(
+        self, config: AppConfig, target: AwsTarget, console: Console, stacks: list[StackArtifact]
+    ) -> None:
+        self.console = console
+        self.target = target
+        self.stacks = stacks
+        self.work = stage_dir(config)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.work / "toolkit.log"
+        self.log_path.write_text("")
+        self.command = toolkit_command(console.event)
+        self.env = toolkit_env({"AWS_REGION": target.region, "AWS_DEFAULT_REGION": target.region})
+        self.bootstrapped = False
+
+    def ensure_bootstrapped(self) -> None:
+        if is_bootstrapped(self.target) is False:
+            self.bootstrap()
+
+    def bootstrap(self) -> None:
+        self.console.event(f"bootstrapping {self.target.environment} for the CDK (once)")
+        self.run(["bootstrap", self.target.environment], "bootstrap")
+        self.bootstrapped = True
+
+    def run(
+        self, args: list[str], action: str, *, retry_after_bootstrap: bool = False
+    ) -> list[str]:
+        show = ProgressFilter()
+
+        def on_line(line: str) -> None:
+            with self.log_path.open("a") as log:
+                log.write(line + "\n")
+            shown = show(line)
+            if shown is not None:
+                self.console.info(f"  {shown}" if shown else "")
+
+        command = [*self.command, *args, "--no-notices", "--no-color"]
+        with self.log_path.open("a") as log:
+            log.write(f"$ {' '.join(command)}\n")
+        done = run_toolkit(command, cwd=self.work, env=self.env, on_line=on_line)
+        if done.returncode == 0:
+            return done.lines
+        if retry_after_bootstrap and not self.bootstrapped and needs_bootstrap(done.lines):
+            self.bootstrap()
+            return self.run(args, action)
+        reason = _name_constructs(failure_line(done.lines), construct_paths(self.stacks))
+        raise DeployError(f"{action} failed: {reason} (full log: {_display(self.log_path)})")
+
+
+def _name_constructs(message: str, paths: dict[str, str]) -> str:
+    """Add the construct path of the logical ids a message names but does not explain."""
+    notes = [
+        f"{logical_id} is {path}"
+        for logical_id, path in paths.items()
+        if re.search(rf"\b{re.escape(logical_id)}\b", message) and path not in message
+    ]
+    return f"{message} ({'; '.join(notes[:3])})" if notes else message
+
+
+def _read_outputs(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(stack): {str(k): str(v) for k, v in values.items()}
+        for stack, values in data.items()
+        if isinstance(values, dict)
+    }
+
+
+def _print_outputs(console: Console, result: DeployResult) -> None:
+    skipped = f" ({len(result.unchanged)} unchanged)" if result.unchanged else ""
+    console.event(f"deployed {len(result.stacks)} stack(s) in {result.seconds:.1f} s{skipped}")
+    for stack, values in result.outputs.items():
+        if not values:
+            continue
+        console.info(f"Outputs of {stack}:")
+        width = max(len(key) for key in values)
+        for key, value in sorted(values.items()):
+            console.info(f"  {key.ljust(width)}  {value}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
