@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pylive.errors import PyliveError
 
-BUNDLE_FORMAT = "1"  # bump when the layout of a bundle changes, to invalidate the cache
+BUNDLE_FORMAT = "2"  # bump when the layout of a bundle changes, to invalidate the cache
 BUNDLES_DIR = Path(".pylive") / "bundles"
 REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_TIMEOUT = 600.0
@@ -46,6 +46,13 @@ EXCLUDES = (
     "cdk.out",
     "node_modules",
 )
+# The part of pylive that runs inside Lambda (stdlib-only apart from its drivers): shipped
+# as a tiny `pylive` package in every bundle whose code imports pylive.
+RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py")
+STUB_REQUIREMENTS = "websockets>=13\n"
+STUB_SOURCE_DIR = Path(".pylive") / "stub-src"
+_IMPORTS_PYLIVE = re.compile(rb"^\s*(from|import)\s+pylive\b", re.MULTILINE)
+
 # Packages an app's pyproject.toml may list for its infrastructure code; never bundled from it.
 INFRA_PACKAGES = frozenset({"pylive", "aws-cdk-lib", "constructs", "aws-cdk", "jsii"})
 
@@ -133,7 +140,8 @@ def bundle_function(
         raise BundleError(f"code directory {code_dir} does not exist")
     requirements = find_requirements(code_dir, root)
     files = list(source_files(code_dir))
-    digest = bundle_hash(code_dir, files, requirements, platform)
+    runtime_files = _pylive_runtime_files(code_dir, files)
+    digest = bundle_hash(code_dir, files, requirements, platform, runtime_files)
     cache = root / BUNDLES_DIR
     target = cache / digest
     if target.is_dir():
@@ -149,6 +157,10 @@ def bundle_function(
             destination = building / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(code_dir / relative, destination)
+        if runtime_files:
+            (building / "pylive").mkdir(exist_ok=True)
+            for module in runtime_files:
+                shutil.copy2(module, building / "pylive" / module.name)
         size = _tree_size(building)
         if size > MAX_UNZIPPED_BYTES:
             raise BundleError(
@@ -191,8 +203,45 @@ def source_files(code_dir: Path) -> Iterator[Path]:
                 yield base / name
 
 
+def bundle_stub(root: Path, *, runtime: str = "python3.12", architecture: str = "x86_64") -> Bundle:
+    """The dev-mode asset: the relay stub, pylive's protocol and ``websockets``."""
+    from pylive.constructs.debug_stack import stub_code_dir
+
+    source = root.resolve() / STUB_SOURCE_DIR
+    source.mkdir(parents=True, exist_ok=True)
+    wanted = {
+        "stub.py": (stub_code_dir() / "stub.py").read_bytes(),
+        REQUIREMENTS_FILE: STUB_REQUIREMENTS.encode(),
+    }
+    for name, data in wanted.items():
+        path = source / name
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+    for stale in source.iterdir():
+        if stale.name in wanted:
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+    return bundle_function(source, root, runtime=runtime, architecture=architecture)
+
+
+def _pylive_runtime_files(code_dir: Path, files: list[Path]) -> list[Path]:
+    """pylive's runtime modules when the function's code imports pylive, else nothing."""
+    for relative in files:
+        if relative.suffix == ".py" and _IMPORTS_PYLIVE.search((code_dir / relative).read_bytes()):
+            package = Path(__file__).resolve().parent
+            return [package / name for name in RUNTIME_MODULES]
+    return []
+
+
 def bundle_hash(
-    code_dir: Path, files: list[Path], requirements: Requirements, platform: Platform
+    code_dir: Path,
+    files: list[Path],
+    requirements: Requirements,
+    platform: Platform,
+    runtime_files: list[Path] | None = None,
 ) -> str:
     h = hashlib.sha256()
 
@@ -207,6 +256,8 @@ def bundle_hash(
         path = code_dir / relative
         mode = "x" if os.access(path, os.X_OK) else "-"
         feed(f"file:{relative.as_posix()}:{mode}", path.read_bytes())
+    for module in runtime_files or []:
+        feed(f"pylive:{module.name}", module.read_bytes())
     return h.hexdigest()[:32]
 
 

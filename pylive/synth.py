@@ -43,12 +43,12 @@ _NODE_MAJORS = ",".join(str(major) for major in range(14, 41))
 PYLIVE_DIR = Path(pylive.__file__).resolve().parent
 # pylive's own files that shape the manifest: a change to them invalidates cached manifests
 # even while the version number stays the same.
+# pylive's own code that shapes a manifest: a change to any of it invalidates cached ones.
 _PYLIVE_SOURCES = (
     "synth_main.py",
     "manifest.py",
-    "constructs/__init__.py",
-    "constructs/function.py",
-    "constructs/api.py",
+    "vpn.py",  # stacks read the VPN's certificate ARNs through it
+    *sorted(f"constructs/{p.name}" for p in (PYLIVE_DIR / "constructs").glob("*.py")),
 )
 
 

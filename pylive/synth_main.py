@@ -97,6 +97,7 @@ def synth_app(
             # what the CDK toolkit sets when it runs an app itself: construct paths in the
             # templates, so errors can name the construct behind a logical id
             **({"aws:cdk:enable-path-metadata": True} if staged else {}),
+            **_relay_context(),
         },
     )
     scope = stage_scope(app, config) if staged else app
@@ -105,6 +106,18 @@ def synth_app(
         _check_stack_names(scope)
     app.synth()
     return describe_app(app, config, mode=mode)
+
+
+RELAY_ENV = "PYLIVE_RELAY"
+# Variables whose readers fall back to a local default (pylive.db uses DATABASE_URL or SQLite).
+LOCAL_FALLBACK_PREFIX = "PYLIVE_DB_"
+
+
+def _relay_context() -> dict[str, Any]:
+    """Dev mode's relay settings (the debug stack's outputs), passed by `pylive dev` as JSON
+    in the environment variable PYLIVE_RELAY."""
+    raw = os.environ.get(RELAY_ENV)
+    return {"pylive:relay": json.loads(raw)} if raw else {}
 
 
 def stage_scope(app: Any, config: AppConfig) -> Any:
@@ -145,19 +158,15 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
     ids = _unique_ids(functions, [cdk.Stack.of(fn).node.id for fn in functions])
 
     specs: dict[str, FunctionSpec] = {}
+    deploy_time: dict[str, list[str]] = {}  # variable -> functions that lose it locally
     for fn in functions:
         fid = ids[id(fn)]
         environment: dict[str, str] = {}
         for key, value in fn.environment.items():
-            if cdk.Token.is_unresolved(value):
-                if mode == "deploy":
-                    continue
-                _warn(
-                    f"function {fid!r}: environment variable {key} is a deploy-time value "
-                    "(a CDK token) and is left out of local runs"
-                )
-            else:
+            if not cdk.Token.is_unresolved(value):
                 environment[key] = str(value)
+            elif not key.startswith(LOCAL_FALLBACK_PREFIX):
+                deploy_time.setdefault(key, []).append(fid)
         module_file = handler_module_file(fn.handler)
         if not (fn.code_dir / module_file).is_file():
             _warn(f"function {fid!r}: handler module {module_file} not found in {fn.code_dir}")
@@ -185,6 +194,9 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
             seen[route_key] = api.node.path
             routes.append(RouteSpec(route_key=route_key, function=ids[id(fn)]))
 
+    if deploy_time and mode != "deploy":
+        lost = "; ".join(f"{key} ({', '.join(fids)})" for key, fids in sorted(deploy_time.items()))
+        _warn(f"deploy-time environment values are left out of local runs: {lost}")
     return AppManifest(
         app=config.name,
         functions=specs,

@@ -72,7 +72,7 @@ def test_deploy_time_environment_values_are_dropped_with_a_warning(
     _, result, warnings = valid
     assert result.manifest.functions["items"].environment == {"GREETING": "hi"}
     assert len(warnings) == 1
-    assert "'items'" in warnings[0] and "ACCOUNT" in warnings[0]
+    assert "ACCOUNT (items)" in warnings[0]
     assert "\n" not in warnings[0]
     assert result.warnings == tuple(warnings)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,24 +25,14 @@ MODE_CONTEXT: Final = "pylive:mode"
 ROOT_CONTEXT: Final = "pylive:root"
 STAGE_CONTEXT: Final = "pylive:stage"
 APP_CONTEXT: Final = "pylive:app"
+# Dev mode: the debug stack's relay, as `pylive dev` passes it (see relay_settings()).
+RELAY_CONTEXT: Final = "pylive:relay"
+DEFAULT_DEV_TIMEOUT: Final = 900
+STUB_HANDLER: Final = "stub.handler"
 MODES: Final = ("local", "dev", "deploy")
 DEFAULT_MODE: Final = "local"
 
 ARCHITECTURES: Final = ("x86_64", "arm64")
-ASSET_EXCLUDES: Final = (
-    ".venv",
-    "venv",
-    ".pylive",
-    "__pycache__",
-    "*.pyc",
-    "tests",
-    "cdk.out",
-    ".git",
-    "node_modules",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-)
 
 MIN_MEMORY, MAX_MEMORY = 128, 10240
 MAX_TIMEOUT = 900
@@ -56,6 +47,28 @@ _PLACEHOLDER_CODE = (
     "    raise RuntimeError('this function was synthesized for local runs only; "
     "deploy it with `pylive deploy`')\n"
 )
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """The debug stack's relay, from CDK context ``pylive:relay`` (set by ``pylive dev``)."""
+
+    app: str
+    stage: str
+    api_id: str
+    relay_url: str
+    callback_url: str
+
+
+def relay_settings(scope: Construct) -> RelaySettings:
+    value = scope.node.try_get_context(RELAY_CONTEXT)
+    fields = ("app", "stage", "api_id", "relay_url", "callback_url")
+    if not isinstance(value, dict) or any(not isinstance(value.get(f), str) for f in fields):
+        raise ValueError(
+            f"dev mode needs the debug stack's relay settings in CDK context {RELAY_CONTEXT} "
+            f"({', '.join(fields)}); `pylive dev` provides them"
+        )
+    return RelaySettings(**{f: value[f] for f in fields})
 
 
 def synth_mode(scope: Construct) -> str:
@@ -122,6 +135,7 @@ class Function(Construct):
         environment: dict[str, str] | None = None,
         network: Network | None = None,
         security_groups: list[ec2.ISecurityGroup] | None = None,
+        dev_timeout: int | float | cdk.Duration = DEFAULT_DEV_TIMEOUT,
     ) -> None:
         super().__init__(scope, id)
         split_handler(handler)
@@ -153,8 +167,14 @@ class Function(Construct):
         self.timeout: float = _timeout_seconds(timeout)
         self.environment: dict[str, str] = dict(environment or {})
         self.network: Network | None = network
+        self.dev_timeout: float = max(_timeout_seconds(dev_timeout), self.timeout)
 
+        relay = relay_settings(self) if self.mode == "dev" else None
         lambda_code, lambda_handler = self._code_and_handler()
+        deployed_timeout = self.dev_timeout if self.mode == "dev" else self.timeout
+        deployed_environment = dict(self.environment)
+        if relay is not None:
+            deployed_environment.update(self._stub_environment(relay))
         self.function: lambda_.Function = lambda_.Function(
             self,
             "Function",
@@ -169,10 +189,12 @@ class Function(Construct):
                 else lambda_.Architecture.X86_64
             ),
             memory_size=memory_size,
-            timeout=cdk.Duration.seconds(self.timeout),
-            environment=dict(self.environment),
+            timeout=cdk.Duration.seconds(deployed_timeout),
+            environment=deployed_environment,
             **_placement(network, security_groups),
         )
+        if relay is not None:
+            self._grant_relay(relay)
 
     def _code_and_handler(self) -> tuple[lambda_.Code, str]:
         """What Lambda runs for the current synth mode: the code and its handler string.
@@ -180,12 +202,21 @@ class Function(Construct):
         ``local``: an inline placeholder (nothing is copied; the template is never deployed).
         ``deploy``: the code directory plus its requirements, bundled for the Lambda platform
         (see :mod:`pylive.bundle`; cached by content, so an unchanged function reuses its
-        bundle). ``dev``: the code directory as an asset.
+        bundle). ``dev``: the relay stub (with ``websockets`` and pylive's protocol), which
+        forwards every invocation to ``pylive dev`` on the developer's machine.
         """
         if self.mode == "local":
             return lambda_.Code.from_inline(_PLACEHOLDER_CODE), self.handler
         if not self.code_dir.is_dir():
             raise ValueError(f"code directory {self.code!r} ({self.code_dir}) does not exist")
+        if self.mode == "dev":
+            from pylive.bundle import bundle_stub
+
+            stub = bundle_stub(app_root(self), runtime=self.runtime, architecture=self.architecture)
+            code = lambda_.Code.from_asset(
+                str(stub.path), asset_hash=stub.digest, asset_hash_type=cdk.AssetHashType.CUSTOM
+            )
+            return code, STUB_HANDLER
         if self.mode == "deploy":
             from pylive.bundle import bundle_function
 
@@ -201,9 +232,39 @@ class Function(Construct):
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
             )
             return code, self.handler
-        return (
-            lambda_.Code.from_asset(str(self.code_dir), exclude=list(ASSET_EXCLUDES)),
-            self.handler,
+        raise ValueError(f"unknown synth mode {self.mode!r}")
+
+    def _stub_environment(self, relay: RelaySettings) -> dict[str, str]:
+        """What the stub needs to reach the runner (see stub/stub.py)."""
+        return {
+            "PYLIVE_RELAY_URL": relay.relay_url,
+            "PYLIVE_CALLBACK_URL": relay.callback_url,
+            "PYLIVE_APP": relay.app,
+            "PYLIVE_STAGE": relay.stage,
+            "PYLIVE_FUNCTION_ID": self.node.path,
+            "PYLIVE_HANDLER": self.handler,
+        }
+
+    def _grant_relay(self, relay: RelaySettings) -> None:
+        """Only what the stub does: connect to the relay, post to connections on its stage."""
+        stack = cdk.Stack.of(self)
+
+        def api_arn(resource_name: str) -> str:
+            return stack.format_arn(
+                service="execute-api",
+                resource=relay.api_id,
+                resource_name=f"{relay.stage}/{resource_name}",
+                arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+            )
+
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[api_arn("$connect")])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["execute-api:ManageConnections"],
+                resources=[api_arn("POST/@connections/*")],
+            )
         )
 
     def add_environment(self, key: str, value: str) -> Function:

@@ -1,0 +1,129 @@
+"""Function in dev mode: the relay stub with the function's own role, network, environment,
+and a timeout raised so a breakpoint does not end the invocation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from pylive.constructs import Function
+
+RELAY = {
+    "app": "shop",
+    "stage": "ada",
+    "api_id": "a1b2c3d4e5",
+    "relay_url": "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/ada",
+    "callback_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/ada",
+}
+
+
+@pytest.fixture
+def dev_stack(make_stack: Callable[..., cdk.Stack], tmp_path: Path) -> cdk.Stack:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "orders.py").write_text("def handler(e, c):\n    return 1\n")
+    return make_stack("dev", **{"pylive:relay": RELAY})
+
+
+def test_dev_mode_deploys_the_stub(dev_stack: cdk.Stack, tmp_path: Path) -> None:
+    fn = Function(
+        dev_stack,
+        "orders",
+        handler="functions/orders.handler",
+        timeout=10,
+        environment={"TABLE": "orders"},
+    )
+    template = Template.from_stack(dev_stack)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "stub.handler",
+            "Timeout": 900,
+            "Environment": {
+                "Variables": {
+                    "TABLE": "orders",
+                    "PYLIVE_RELAY_URL": RELAY["relay_url"],
+                    "PYLIVE_CALLBACK_URL": RELAY["callback_url"],
+                    "PYLIVE_APP": "shop",
+                    "PYLIVE_STAGE": "ada",
+                    "PYLIVE_FUNCTION_ID": fn.node.path,
+                    "PYLIVE_HANDLER": "functions/orders.handler",
+                }
+            },
+        },
+    )
+    # The local runner still sees the function's real settings.
+    assert (fn.handler, fn.timeout, fn.environment) == (
+        "functions/orders.handler",
+        10,
+        {"TABLE": "orders"},
+    )
+    bundle = next((tmp_path / ".pylive" / "bundles").iterdir())
+    assert (bundle / "stub.py").is_file()
+    assert (bundle / "pylive" / "protocol.py").is_file()
+    assert (bundle / "websockets").is_dir()
+
+
+def test_dev_timeout_is_configurable_and_never_below_the_timeout(dev_stack: cdk.Stack) -> None:
+    Function(dev_stack, "a", handler="functions/orders.handler", timeout=5, dev_timeout=60)
+    Function(dev_stack, "b", handler="functions/orders.handler", timeout=120, dev_timeout=60)
+    timeouts = sorted(
+        r["Properties"]["Timeout"]
+        for r in Template.from_stack(dev_stack).find_resources("AWS::Lambda::Function").values()
+    )
+    assert timeouts == [60, 120]
+
+
+def test_the_stub_may_only_reach_its_relay(dev_stack: cdk.Stack) -> None:
+    Function(dev_stack, "orders", handler="functions/orders.handler")
+    template = Template.from_stack(dev_stack)
+
+    def arn(resource: str) -> dict[str, object]:
+        return {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":execute-api:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    f":a1b2c3d4e5/ada/{resource}",
+                ],
+            ]
+        }
+
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "execute-api:Invoke",
+                            "Effect": "Allow",
+                            "Resource": arn("$connect"),
+                        },
+                        {
+                            "Action": "execute-api:ManageConnections",
+                            "Effect": "Allow",
+                            "Resource": arn("POST/@connections/*"),
+                        },
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_dev_mode_without_relay_settings_says_what_provides_them(
+    make_stack: Callable[..., cdk.Stack], tmp_path: Path
+) -> None:
+    (tmp_path / "functions").mkdir()
+    stack = make_stack("dev")
+    with pytest.raises(ValueError, match="`pylive dev` provides them"):
+        Function(stack, "orders", handler="functions/orders.handler")

@@ -1,0 +1,76 @@
+"""cfn-lint finds no errors in any template app, synthesized for `pylive deploy` (bundled
+code) and for `pylive dev` (the relay stub in place of each function)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apphelpers import pylive_cmd
+
+from pylive.config import load_config
+from pylive.synth import synthesize_assembly
+
+pytestmark = pytest.mark.slow
+
+RELAY = {
+    "app": "placeholder",
+    "stage": "dev",
+    "api_id": "a1b2c3d4e5",
+    "relay_url": "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
+    "callback_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
+}
+CERTIFICATES = {
+    "server_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "11111111-2222-3333-4444-555555555555",
+    "client_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "66666666-7777-8888-9999-000000000000",
+    "region": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("templates")
+    made = {}
+    for template in ("starter", "aurora"):
+        app = root / template
+        subprocess.run(pylive_cmd("init", str(app), "--template", template), check=True)
+        vpn = app / ".pylive" / "vpn"
+        vpn.mkdir(parents=True)
+        (vpn / "arns.json").write_text(json.dumps(CERTIFICATES))
+        made[template] = app
+    return made
+
+
+def _lint(template: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", str(template)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return [line for line in result.stdout.splitlines() if ":E" in line.split(" ", 1)[0]]
+
+
+@pytest.mark.parametrize("mode", ["deploy", "dev"])
+@pytest.mark.parametrize("template", ["starter", "aurora"])
+def test_templates_lint_clean(
+    apps: dict[str, Path], tmp_path: Path, template: str, mode: str
+) -> None:
+    config = load_config(apps[template])
+    out = tmp_path / "cdk.out"
+    env = {"PYLIVE_RELAY": json.dumps({**RELAY, "app": config.name})} if mode == "dev" else {}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("CDK_")})
+    synthesize_assembly(config, out, mode=mode, env=env, on_warning=lambda line: None)
+    templates = sorted(out.rglob("*.template.json"))
+    assert templates, f"no templates in {out}"
+    for path in templates:
+        assert _lint(path) == [], path.name
+    if mode == "dev":
+        text = "\n".join(p.read_text() for p in templates)
+        assert '"Handler": "stub.handler"' in text or '"Handler":"stub.handler"' in text
