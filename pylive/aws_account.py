@@ -37,9 +37,9 @@ class AwsTarget:
         return f"account {self.account}, region {self.region}{via}"
 
 
-def resolve_target(region: str) -> AwsTarget:
-    """The account of the current credentials (one STS call); a :class:`CredentialsError` with
-    a one-line explanation when there are none or they are rejected."""
+def checked_session(region: str) -> Any:
+    """A boto3 session for ``region`` that has credentials, else a one-line
+    :class:`CredentialsError` saying how to provide them."""
     boto3, botocore = _boto()
     session = boto3.Session(region_name=region)
     try:
@@ -51,6 +51,14 @@ def resolve_target(region: str) -> AwsTarget:
             "no AWS credentials found: set AWS_PROFILE (after `aws configure` or "
             "`aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
+    return session
+
+
+def resolve_target(region: str) -> AwsTarget:
+    """The account of the current credentials (one STS call); a :class:`CredentialsError` with
+    a one-line explanation when there are none or they are rejected."""
+    _, botocore = _boto()
+    session = checked_session(region)
     sts = session.client("sts", config=botocore.config.Config(**_TIMEOUTS))
     try:
         identity: dict[str, Any] = sts.get_caller_identity()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pylive.aws_account import CredentialsError
+from pylive.aws_account import CredentialsError, checked_session
 from pylive.config import AppConfig
 from pylive.errors import UsageError
 from pylive.synth import stage_id
@@ -73,20 +73,7 @@ class Aws:
 
     def _checked_session(self) -> Any:
         if self._session is None:
-            import boto3
-            import botocore.exceptions
-
-            session = boto3.Session(region_name=self.region)
-            try:
-                credentials = session.get_credentials()
-            except botocore.exceptions.BotoCoreError as exc:
-                raise CredentialsError(f"cannot load AWS credentials: {exc}") from None
-            if credentials is None:
-                raise CredentialsError(
-                    "no AWS credentials found: set AWS_PROFILE (after `aws configure` or "
-                    "`aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                )
-            self._session = session
+            self._session = checked_session(self.region)
         return self._session
 
 
