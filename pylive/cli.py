@@ -69,6 +69,14 @@ def init(directory: Path, template: str, name: str | None) -> None:
 @click.option("--debug-port", default=5678, show_default=True, help="First debugger port.")
 @click.option("--debug-wait", is_flag=True, help="With --debug: wait for the debugger to attach.")
 @click.option("--no-watch", is_flag=True, help="Do not reload on file changes.")
+@click.option(
+    "--relay/--direct",
+    default=False,
+    show_default=True,
+    help="With --local: send each request through the deployed-code path (stub, local "
+    "WebSocket gateway, runner), or (--direct, the default) from the HTTP API straight to "
+    "the workers.",
+)
 def dev(
     local: bool,
     port: int,
@@ -78,6 +86,7 @@ def dev(
     debug_port: int,
     debug_wait: bool,
     no_watch: bool,
+    relay: bool,
 ) -> None:
     """Run the app with hot reload: every save is served by the new code at once."""
     from pylive.config import load_config
@@ -97,9 +106,10 @@ def dev(
         debug_port=debug_port,
         debug_wait=debug_wait,
         watch=not no_watch,
+        direct=not relay,
     )
     session = LocalDevSession(config, options, Console())
-    run_event_loop(session.run)
+    run_event_loop(session.run, uvloop=not relay)
 
 
 @cli.command()

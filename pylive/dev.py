@@ -1,4 +1,10 @@
-"""`pylive dev --local`: the app's HTTP API on localhost, served by warm, hot-reloading workers."""
+"""`pylive dev --local`: the app's HTTP API on localhost, served by warm, hot-reloading workers.
+
+By default the HTTP API calls the worker pool itself. With ``--relay`` every request takes
+the path a deployed app takes in live development: the HTTP API emulator invokes the
+function's stub (in the local Lambda host), which relays it over the local WebSocket API
+(with its router) to the runner's relay client, which runs it on the worker pool.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +25,21 @@ import uvicorn
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
-from pylive.local.http_server import HttpApi, HttpApiApp, bind
+from pylive.local.http_server import HttpApi, HttpApiApp, Invoke, bind
+from pylive.local.lambda_host import (
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+    stub_function,
+)
 from pylive.local.routes import RouteTable
-from pylive.manifest import AppManifest
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+from pylive.manifest import AppManifest, FunctionSpec
+from pylive.runtime.environment import lambda_environment
 from pylive.runtime.pool import PoolOptions, WorkerPool
+from pylive.runtime.relay import RelayClient, RelayEndpoint
 from pylive.runtime.reload import ReloadWatcher
 from pylive.synth import infra_sources, synthesize
 
@@ -36,6 +55,7 @@ class DevOptions:
     debug_port: int = 5678
     debug_wait: bool = False
     watch: bool = True
+    direct: bool = True  # HTTP API → worker pool; False: through the stub and the relay
 
 
 class _QuietServer(uvicorn.Server):
@@ -56,6 +76,7 @@ class LocalDevSession:
         self.ready = asyncio.Event()
         self._api: HttpApi | None = None
         self._pool: WorkerPool | None = None
+        self._relay: _LocalRelay | None = None
 
     async def run(self) -> None:
         started = time.perf_counter()
@@ -64,14 +85,22 @@ class LocalDevSession:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
         sock = bind(self.options.host, self.options.port)
+        # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
+        # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         manifest = await self._synthesize(announce=False)
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None
         tasks: list[asyncio.Task[Any]] = []
         try:
             await pool.start(manifest.functions.values())
+            invoke: Invoke = pool.invoke
+            if not self.options.direct:
+                relay = self._relay = _LocalRelay(self.config, pool, self.stop, self.console)
+                invoke = await relay.start(manifest, timeout_override=self._timeout_override())
+                tasks.append(relay.runner)
             self._api = HttpApi(RouteTable(manifest.routes))
-            app = HttpApiApp(self._api, pool.invoke, self.console.request)
+            app = HttpApiApp(self._api, invoke, self.console.request)
             server = _QuietServer(
                 uvicorn.Config(
                     app,
@@ -85,12 +114,13 @@ class LocalDevSession:
                     proxy_headers=False,
                 )
             )
-            tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            tasks.append(serving)
             if self.options.watch:
                 tasks.append(asyncio.create_task(self._watcher().run()))
             host, port = sock.getsockname()[:2]
             self.url = f"http://{host}:{port}"
-            await self._wait_started(server, tasks[0])
+            await self._wait_started(server, serving)
             self._write_dev_file(manifest)
             self._announce(manifest, time.perf_counter() - started)
             self.ready.set()
@@ -105,6 +135,8 @@ class LocalDevSession:
             if server is not None:
                 server.should_exit = True
             await _finish(tasks)
+            if self._relay is not None:
+                await self._relay.close()
             await pool.close()
             sock.close()
             with contextlib.suppress(OSError):
@@ -118,9 +150,12 @@ class LocalDevSession:
             events=self.console.event,
             debug_port=self.options.debug_port if self.options.debug else None,
             debug_wait=self.options.debug_wait,
-            timeout_override=900.0 if self.options.debug else None,
+            timeout_override=self._timeout_override(),
             preload_file=self.config.state_dir / PRELOAD_FILE,
         )
+
+    def _timeout_override(self) -> float | None:
+        return 900.0 if self.options.debug else None
 
     async def _synthesize(self, *, announce: bool) -> AppManifest:
         started = time.perf_counter()
@@ -157,6 +192,8 @@ class LocalDevSession:
             self.console.warn(f"{exc} (still serving the previous routes)")
             return
         changed = self._pool.set_functions(manifest.functions.values())
+        if self._relay is not None:
+            self._relay.set_functions(manifest, self._timeout_override())
         self._api.routes = RouteTable(manifest.routes)
         self._write_dev_file(manifest)
         what = f"; restarted {', '.join(changed)}" if changed else ""
@@ -183,18 +220,95 @@ class LocalDevSession:
         self.console.info("Press Ctrl-C to stop.")
 
     def _write_dev_file(self, manifest: AppManifest) -> None:
-        data = {
+        data: dict[str, Any] = {
             "http_url": self.url,
             "pid": os.getpid(),
             "region": self.config.region,
             "functions": sorted(manifest.functions),
             "routes": [r.route_key for r in manifest.routes],
+            "path": "direct" if self._relay is None else "relay",
         }
+        if self._relay is not None:
+            site = self._relay.site
+            data.update(
+                ws_url=site.ws_url,
+                connections_url=site.connections_url,
+                stage=site.stage,
+                credentials={
+                    "access_key_id": site.access_key_id,
+                    "secret_access_key": site.secret_access_key,
+                },
+            )
         path = self.config.state_dir / DEV_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.unlink(missing_ok=True)
+        # It holds the emulator's credentials: readable by the developer only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(data, indent=2))
         tmp.replace(path)
+
+
+class _LocalRelay:
+    """The local cloud of the relay path: the WebSocket API with its router, the stubs in a
+    local Lambda host, and the runner's relay client in front of the worker pool."""
+
+    def __init__(
+        self, config: AppConfig, pool: WorkerPool, stop: asyncio.Event, console: Console
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.stop = stop
+        self.console = console
+        self.host = LambdaHost(region=config.region)
+        self.table = MemoryTable()
+        self.credentials = {"AKIA" + secrets.token_hex(8).upper(): secrets.token_urlsafe(30)}
+        integration = router_integration(self.host)
+        self.gateway = WebSocketGateway(
+            {"$connect": integration, "$disconnect": integration, "$default": integration},
+            credentials=self.credentials,
+            stage=config.stage,
+        )
+        self.site: RelaySite
+        self.runner: asyncio.Task[Any]
+
+    async def start(self, manifest: AppManifest, *, timeout_override: float | None) -> Invoke:
+        await self.gateway.start()
+        ((key, secret),) = self.credentials.items()
+        gw = self.gateway
+        self.site = RelaySite(
+            gw.ws_url, gw.connections_url, manifest.app, self.config.stage,
+            self.config.region, key, secret,
+        )  # fmt: skip
+        self.host.add(router_function(self.site, self.table))
+        self.set_functions(manifest, timeout_override)
+        endpoint = RelayEndpoint(
+            gw.ws_url, gw.connections_url, manifest.app, self.config.stage,
+            self.config.region, key, secret,
+        )  # fmt: skip
+        client = RelayClient(endpoint, self.pool, stop=self.stop, log=self.console.event)
+        self.runner = asyncio.create_task(client.run())
+        connected = asyncio.create_task(client.connected.wait())
+        done, _ = await asyncio.wait({connected, self.runner}, return_when=asyncio.FIRST_COMPLETED)
+        if connected not in done:
+            connected.cancel()
+            raise PyliveError("the relay client stopped before it connected")
+        return self.host.invoke
+
+    def set_functions(self, manifest: AppManifest, timeout_override: float | None) -> None:
+        for spec in manifest.functions.values():
+            self.host.add(self._stub(spec, timeout_override))
+            self.host.prewarm(spec.id)
+
+    def _stub(self, spec: FunctionSpec, timeout_override: float | None) -> Any:
+        env = lambda_environment(spec, region=self.config.region, base={})
+        timeout = timeout_override or spec.timeout
+        return stub_function(spec.id, self.site, timeout=timeout, lambda_env=env)
+
+    async def close(self) -> None:
+        self.host.close()
+        await self.gateway.stop()
 
 
 async def _finish(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
@@ -208,11 +322,16 @@ async def _finish(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
             await task
 
 
-def run_event_loop(main: Callable[[], Any]) -> Any:
-    """Run ``main()`` on uvloop when available (it carries the hot path faster)."""
+def run_event_loop(main: Callable[[], Any], *, uvloop: bool = True) -> Any:
+    """Run ``main()`` on uvloop when available (it carries the hot path faster).
+
+    The local WebSocket gateway needs asyncio's own transports (it shares its port between
+    WebSocket and plain HTTP), so the relay path runs on the standard event loop."""
+    if not uvloop:
+        return asyncio.run(main())
     try:
-        import uvloop
+        import uvloop as _uvloop
     except ImportError:
         return asyncio.run(main())
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=_uvloop.new_event_loop) as runner:
         return runner.run(main())

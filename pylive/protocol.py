@@ -82,6 +82,7 @@ class Invoke:
     event: Json
     context: InvokeContext
     environment: dict[str, str] = field(default_factory=dict)
+    reply_to: str | None = None  # the stub's connection id: where the answer goes
 
     def __post_init__(self) -> None:
         leaked = sorted(CREDENTIAL_VARIABLES.intersection(self.environment))
@@ -193,6 +194,8 @@ def encode(message: Message) -> str:
             context=_context_fields(message.context),
             environment=message.environment,
         )
+        if message.reply_to is not None:
+            body["reply_to"] = message.reply_to
     else:
         body.update(message.__dict__)
     try:
@@ -319,6 +322,7 @@ def _parse_invoke(f: _Fields) -> Invoke:
         event=f.value("event"),
         context=context,
         environment=environment,
+        reply_to=f.opt_text("reply_to"),
     )
 
 

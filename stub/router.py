@@ -5,7 +5,8 @@ Runs on the plain Lambda Python runtime (boto3 is part of it).
 
 Connections say who they are in the $connect query string: ``?role=runner&app=A&stage=S``
 for the developer's runner, ``?role=stub&app=A&stage=S`` for a deployed stub. A newer runner
-replaces an older one for the same app and stage.
+replaces an older one for the same app and stage, and the older one is told why (a
+``{"action": "replaced"}`` message through @connections, so it can exit cleanly).
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+# The process environment; a local host gives each container its own mapping.
+environ: Mapping[str, str] = os.environ
 TABLE = os.environ.get("PYLIVE_TABLE", "")
 CONNECTION_TTL_S = 3 * 60 * 60  # API Gateway closes connections after 2 h
 
 _dynamodb = None
+_management: dict[str, Any] = {}
 
 
 def _table() -> Any:
@@ -39,13 +46,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     route = request["routeKey"]
     connection_id = request["connectionId"]
     if route == "$connect":
-        return _connect(connection_id, event.get("queryStringParameters") or {})
+        return _connect(connection_id, event.get("queryStringParameters") or {}, request)
     if route == "$disconnect":
         return _disconnect(connection_id)
     return _message(connection_id, event.get("body") or "")
 
 
-def _connect(connection_id: str, query: dict[str, str]) -> dict[str, Any]:
+def _connect(connection_id: str, query: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
     role, app, stage = query.get("role"), query.get("app"), query.get("stage")
     if role not in ("runner", "stub") or not app or not stage:
         return {"statusCode": 400, "body": "expected ?role=runner|stub&app=APP&stage=STAGE"}
@@ -53,6 +60,8 @@ def _connect(connection_id: str, query: dict[str, str]) -> dict[str, Any]:
     item = {"pk": f"conn#{connection_id}", "role": role, "app": app, "stage": stage}
     _table().put_item(Item={**item, "expires_at": expires})
     if role == "runner":
+        key = _runner_key(app, stage)
+        older = _table().get_item(Key={"pk": key}).get("Item")
         _table().put_item(
             Item={
                 "pk": _runner_key(app, stage),
@@ -60,7 +69,47 @@ def _connect(connection_id: str, query: dict[str, str]) -> dict[str, Any]:
                 "expires_at": expires,
             }
         )
+        if older and older.get("connection_id") not in (None, connection_id):
+            _tell_replaced(request, str(older["connection_id"]), app, stage)
     return {"statusCode": 200}
+
+
+def _callback_url(request: dict[str, Any]) -> str:
+    """The @connections endpoint of this API: ``https://{domainName}/{stage}``."""
+    configured = environ.get("PYLIVE_CALLBACK_URL")
+    if configured:
+        return configured
+    domain, stage = request.get("domainName"), request.get("stage")
+    return f"https://{domain}/{stage}" if domain and stage else ""
+
+
+def _tell_replaced(request: dict[str, Any], older: str, app: str, stage: str) -> None:
+    """Best effort: the older runner learns why it no longer gets invocations."""
+    url = _callback_url(request)
+    if not url:
+        print(f"cannot tell runner {older} it was replaced: no callback URL in the event")
+        return
+    client = _management.get(url)
+    if client is None:
+        client = _management[url] = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=url,
+            region_name=environ.get("AWS_REGION") or None,
+            aws_access_key_id=environ.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=environ.get("AWS_SESSION_TOKEN") or None,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+        )
+    message = {
+        "action": "replaced",
+        "app": app,
+        "stage": stage,
+        "reason": f"another `pylive dev` connected for app {app!r} stage {stage!r}",
+    }
+    try:
+        client.post_to_connection(ConnectionId=older, Data=json.dumps(message).encode())
+    except (ClientError, BotoCoreError) as exc:
+        print(f"could not tell runner {older} it was replaced: {exc}")
 
 
 def _disconnect(connection_id: str) -> dict[str, Any]:
@@ -75,7 +124,11 @@ def _disconnect(connection_id: str) -> dict[str, Any]:
 
 
 def _message(connection_id: str, body: str) -> dict[str, Any]:
-    """``whoami``: a stub learns its own connection id and its runner's, in one round trip."""
+    """``whoami``: a stub learns its own connection id and its runner's, in one round trip.
+    ``ping`` (a runner keeping its idle connection alive) is answered with ``pong``."""
+    ping = _ping_id(body)
+    if ping is not None:
+        return {"statusCode": 200, "body": json.dumps({"action": "pong", "v": 1, "id": ping})}
     found = _table().get_item(Key={"pk": f"conn#{connection_id}"}).get("Item") or {}
     runner = None
     if found:
@@ -88,3 +141,15 @@ def _message(connection_id: str, body: str) -> dict[str, Any]:
             f"run `pylive dev --stage {found['stage']}`"
         )
     return {"statusCode": 200, "body": json.dumps(reply)}
+
+
+def _ping_id(body: str) -> str | None:
+    if '"ping"' not in body:
+        return None
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and message.get("action") == "ping":
+        return str(message.get("id", ""))
+    return None

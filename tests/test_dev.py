@@ -35,9 +35,16 @@ def app(template_app: Path, tmp_path: Path) -> Path:
     return copy_app(template_app, tmp_path / "demo")
 
 
+@pytest.fixture(params=["relay", "direct"])
+def path_args(request: pytest.FixtureRequest) -> list[str]:
+    """Both request paths: straight to the workers (the default), and through the stub and
+    the local relay (--relay)."""
+    return ["--relay"] if request.param == "relay" else []
+
+
 @pytest.fixture
-def dev(app: Path) -> Iterator[tuple[Running, str]]:
-    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+def dev(app: Path, path_args: list[str]) -> Iterator[tuple[Running, str]]:
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", *path_args), cwd=app)
     url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
     yield running, url
     running.stop()
@@ -60,8 +67,14 @@ def test_serves_routes_like_an_http_api(dev: tuple[Running, str], app: Path) -> 
     assert http("GET", url + "/boom")[0:3:2] == (500, b'{"message":"Internal Server Error"}')
     running.wait_line(r"RuntimeError: boom")
 
-    dev_file = json.loads((app / ".pylive" / "dev.json").read_text())
+    dev_file_path = app / ".pylive" / "dev.json"
+    dev_file = json.loads(dev_file_path.read_text())
     assert dev_file["http_url"] == url
+    assert dev_file_path.stat().st_mode & 0o777 == 0o600
+    if dev_file["path"] == "relay":
+        assert dev_file["ws_url"].startswith("ws://127.0.0.1:")
+        assert dev_file["connections_url"].startswith("http://127.0.0.1:")
+        assert set(dev_file["credentials"]) == {"access_key_id", "secret_access_key"}
 
 
 def test_a_crashing_handler_process_gives_500_and_the_next_request_works(
@@ -106,8 +119,8 @@ def test_changing_the_stacks_updates_routes_without_a_restart(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_stops_cleanly_leaving_no_process(app: Path, sig: int) -> None:
-    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+def test_stops_cleanly_leaving_no_process(app: Path, sig: int, path_args: list[str]) -> None:
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", *path_args), cwd=app)
     url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
     assert http("GET", url + "/")[0] == 200
     children = running.descendants()

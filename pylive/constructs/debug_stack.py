@@ -104,6 +104,8 @@ class DebugStack(cdk.Stack):
         self.ws_stage = apigwv2.WebSocketStage(
             self, "Stage", web_socket_api=self.api, stage_name=stage, auto_deploy=True
         )
+        # The router tells a runner that a newer one replaced it.
+        self.ws_stage.grant_management_api_access(self.router)
 
         cdk.CfnOutput(self, "WebSocketUrl", value=self.ws_stage.url)
         cdk.CfnOutput(self, "CallbackUrl", value=self.ws_stage.callback_url)

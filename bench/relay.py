@@ -1,0 +1,201 @@
+"""The relay path of `pylive dev --local` (HTTP API → stub → local WebSocket API + router →
+runner → worker → back) against the direct path (`--direct`: HTTP API → worker).
+
+- added latency: one client, sequential `GET /` on one keep-alive connection, relay p50/p99
+  minus direct p50/p99, per round, median of rounds;
+- throughput through the relay: `wrk -t2 -c16`;
+- a 6 MB request + 6 MB response round trip (`POST /echo`), median;
+- idle RSS/PSS of every process `pylive dev --local` starts, with one function warm;
+- @connections calls per warm invocation, from the gateway's counters (in-process harness).
+
+    .venv/bin/python bench/relay.py [--rounds 3] [--seconds 5] [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import secrets
+import time
+from typing import Any
+
+import common
+
+TARGET_ADDED_P50_US = 1000.0
+TARGET_ADDED_P99_US = 3000.0
+TARGET_RPS = 3000.0
+TARGET_BIG_MS = 300.0
+TARGET_IDLE_RSS_MB = 200.0
+BIG = 6 * 1000 * 1000
+
+ECHO = '''"""Echo the request body (benchmark)."""
+
+
+def handler(event, context):
+    return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": event["body"]}
+'''
+ROUTES = {"GET /": "functions/hello.handler", "POST /echo": "functions/echo.handler"}
+
+
+def big_round_trip(url: str, rounds: int = 5) -> list[float]:
+    host, port = url.removeprefix("http://").split(":")
+    body = b"z" * BIG
+    samples = []
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        for index in range(rounds + 1):
+            t0 = time.perf_counter()
+            conn.request("POST", "/echo", body=body, headers={"content-type": "text/plain"})
+            response = conn.getresponse()
+            data = response.read()
+            took = (time.perf_counter() - t0) * 1000
+            assert response.status == 200 and len(data) == BIG, (response.status, len(data))
+            if index:  # the first one warms the worker and the stub's container
+                samples.append(took)
+    finally:
+        conn.close()
+    return samples
+
+
+def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
+    """The real gateway, router and stub, a runner whose pool answers at once."""
+    from pylive.local.lambda_host import (
+        LambdaHost,
+        RelaySite,
+        router_function,
+        router_integration,
+        stub_function,
+    )
+    from pylive.local.store import MemoryTable
+    from pylive.local.ws_gateway import WebSocketGateway
+    from pylive.runtime.pool import InvokeResult
+    from pylive.runtime.relay import RelayClient, RelayEndpoint
+
+    class Echo:
+        async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
+            return InvokeResult(True, event)
+
+    async def scenario() -> dict[str, Any]:
+        key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+        host = LambdaHost()
+        route = router_integration(host)
+        routes = {"$connect": route, "$disconnect": route, "$default": route}
+        async with WebSocketGateway(routes, credentials={key: secret}) as gw:
+            site = RelaySite(
+                gw.ws_url, gw.connections_url, "bench", "dev", "us-east-1", key, secret
+            )
+            host.add(router_function(site, MemoryTable()))
+            host.add(stub_function("hello", site, timeout=3.0, lambda_env={}))
+            stop = asyncio.Event()
+            endpoint = RelayEndpoint(
+                site.ws_url, site.connections_url, "bench", "dev", "us-east-1", key, secret
+            )
+            client = RelayClient(endpoint, Echo(), stop=stop, log=common.log)
+            task = asyncio.create_task(client.run())
+            await client.connected.wait()
+            await host.invoke("hello", b"{}")  # cold: connect + whoami
+            before = dict(gw.stats.connections_calls_by_operation)
+            routed = gw.stats.messages_in
+            for n in range(invocations):
+                result = await host.invoke("hello", json.dumps({"n": n}).encode())
+                assert result.ok
+            after = gw.stats.connections_calls_by_operation
+            stop.set()
+            await task
+            host.close()
+        per_op = {op: (after[op] - before.get(op, 0)) / invocations for op in after}
+        return {
+            "per_invocation": round(sum(per_op.values()), 3),
+            "by_operation": per_op,
+            "router_messages_per_invocation": (gw.stats.messages_in - routed) / invocations,
+        }
+
+    return asyncio.run(scenario())
+
+
+def run() -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    common.require_wrk()
+    machine = common.machine_info()
+    rounds: list[dict[str, Any]] = []
+    with common.temp_dir("pylive-bench-relay-") as directory:
+        common.log("creating the app")
+        app = common.create_app(directory, ROUTES, synthesize=False)
+        (app / "functions" / "echo.py").write_text(ECHO)
+        with common.DevServer(app, extra_args=["--direct"]) as warm:
+            warm.wait_ready()
+        for index in range(args.rounds):
+            result: dict[str, Any] = {}
+            for name, extra in (("direct", ["--direct"]), ("relay", ["--relay"])):
+                with common.DevServer(app, extra_args=extra) as server:
+                    server.wait_ready()
+                    host, port = server.url.removeprefix("http://").split(":")
+                    common.sequential_latency(host, int(port), "/", requests=200, warmup=50)
+                    if name == "relay":
+                        common.log(f"round {index + 1}: idle memory")
+                        time.sleep(2)  # let the process tree settle before measuring it
+                        result["idle"] = common.tree_memory(server.proc.pid)
+                    common.log(f"round {index + 1}: {name} latency")
+                    result[name] = common.sequential_latency(
+                        host, int(port), "/", requests=args.requests, warmup=100
+                    )
+                    common.log(f"round {index + 1}: {name} wrk -c16")
+                    result[f"{name}_wrk"] = common.run_wrk(
+                        server.url + "/", connections=16, seconds=args.seconds
+                    )
+                    common.log(f"  {result[f'{name}_wrk']['requests_per_s']:.0f} req/s")
+                    common.log(f"round {index + 1}: {name} 6 MB round trip")
+                    result[f"{name}_big_ms"] = common.median(big_round_trip(server.url), 1)
+            rounds.append(result)
+    calls = connections_calls_per_invocation()
+
+    def med(key: str, field: str) -> float:
+        return common.median(r[key][field] for r in rounds)
+
+    added_p50 = common.median(r["relay"]["p50"] - r["direct"]["p50"] for r in rounds)
+    added_p99 = common.median(r["relay"]["p99"] - r["direct"]["p99"] for r in rounds)
+    rps = med("relay_wrk", "requests_per_s")
+    big = common.median(r["relay_big_ms"] for r in rounds)
+    idle_rss = med("idle", "rss_mb")
+    return {
+        "benchmark": "relay",
+        "machine": machine,
+        "rounds": args.rounds,
+        "latency_us": {
+            "direct_p50": med("direct", "p50"),
+            "direct_p99": med("direct", "p99"),
+            "relay_p50": med("relay", "p50"),
+            "relay_p99": med("relay", "p99"),
+            "added_p50": added_p50,
+            "added_p99": added_p99,
+        },
+        "wrk_c16_requests_per_s": {"relay": rps, "direct": med("direct_wrk", "requests_per_s")},
+        "round_trip_6mb_ms": {
+            "relay": big,
+            "direct": common.median(r["direct_big_ms"] for r in rounds),
+        },
+        "idle_memory_mb": {
+            "rss": idle_rss,
+            "pss": med("idle", "pss_mb"),
+            "by_process": rounds[-1]["idle"]["by_process"],
+        },
+        "connections_calls": calls,
+        "verdicts": {
+            "added_p50_us": common.verdict(added_p50, TARGET_ADDED_P50_US),
+            "added_p99_us": common.verdict(added_p99, TARGET_ADDED_P99_US),
+            "relay_requests_per_s": common.verdict(rps, TARGET_RPS, higher_is_better=True),
+            "round_trip_6mb_ms": common.verdict(big, TARGET_BIG_MS),
+            "idle_rss_mb": common.verdict(idle_rss, TARGET_IDLE_RSS_MB),
+        },
+        "raw_rounds": [{k: v for k, v in r.items() if k != "idle"} for r in rounds],
+    }
+
+
+if __name__ == "__main__":
+    common.main(run)

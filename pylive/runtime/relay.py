@@ -1,0 +1,473 @@
+"""The runner's relay client: takes invocations from the stubs, runs them on the worker pool,
+and sends the answers back.
+
+It holds one WebSocket connection to the relay API (``?role=runner&app=&stage=``, SigV4
+query-signed), reconnecting with backoff when the gateway drops it and renewing it before
+API Gateway's 2-hour limit; a ``ping`` every few minutes keeps it from idling out. Each
+``invoke`` (chunks are reassembled) runs on the pool; an ``ack`` goes to the stub only if the
+answer is not ready within ``ack_after`` (100 ms), so a fast warm invocation costs exactly two
+@connections calls (the stub's invoke, the runner's answer). The ``result`` or ``error`` goes
+to the stub's connection (``reply_to``) through @connections, split into chunks when large.
+
+A ``replaced`` message (another runner registered for the same app and stage) makes
+:meth:`RelayClient.run` return ``"replaced"``; a malformed message is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from pylive import protocol
+from pylive.runtime.pool import InvokeResult
+
+ACK_AFTER_S = 0.1
+KEEPALIVE_S = 5 * 60  # API Gateway closes connections idle for 10 minutes
+RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
+POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 5.0
+
+Outcome = Literal["stopped", "replaced"]
+
+
+class Invoker(Protocol):
+    async def invoke(
+        self,
+        function_id: str,
+        event: bytes,
+        *,
+        request_id: str | None = None,
+        client_context: dict[str, Any] | None = None,
+        identity: dict[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> InvokeResult: ...
+
+
+@dataclass(frozen=True)
+class RelayEndpoint:
+    """Where the relay API is and who the runner is; the credentials sign $connect and the
+    @connections calls."""
+
+    ws_url: str
+    connections_url: str
+    app: str
+    stage: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.access_key_id, self.secret_access_key, self.session_token)
+
+    def signed_url(self) -> str:
+        query = urlencode({"role": "runner", "app": self.app, "stage": self.stage})
+        request = AWSRequest(method="GET", url=f"{self.ws_url}?{query}")
+        SigV4QueryAuth(self.credentials, "execute-api", self.region, expires=300).add_auth(request)
+        return str(request.url)
+
+
+class RelayClient:
+    def __init__(
+        self,
+        endpoint: RelayEndpoint,
+        invoker: Invoker,
+        *,
+        stop: asyncio.Event,
+        log: Callable[[str], None],
+        ack_after: float = ACK_AFTER_S,
+        keepalive: float = KEEPALIVE_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self.invoker = invoker
+        self.stop = stop
+        self.log = log
+        self.ack_after = ack_after
+        self.keepalive = keepalive
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.connections = ConnectionsClient(
+            endpoint.connections_url, endpoint.credentials, endpoint.region
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> Outcome:
+        """Serve until ``stop`` is set (``"stopped"``) or another runner took over
+        (``"replaced"``)."""
+        backoff = BACKOFF_FIRST_S
+        try:
+            while not self.stop.is_set():
+                try:
+                    ws = await connect(
+                        self.endpoint.signed_url(),
+                        compression=None,
+                        max_size=MAX_MESSAGE_BYTES,
+                        ping_interval=None,
+                        open_timeout=10,
+                        close_timeout=2,
+                    )
+                except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                    self.log(f"cannot reach the relay at {self.endpoint.ws_url}: {_why(exc)}")
+                    if await self._sleep(backoff):
+                        break
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_FIRST_S
+                self.connects += 1
+                if self.connects > 1:
+                    self.log("relay connection restored")
+                self.connected.set()
+                try:
+                    outcome = await self._serve(ws)
+                finally:
+                    self.connected.clear()
+                if outcome is not None:
+                    return outcome
+            return "stopped"
+        finally:
+            await self._drain()
+            await self.connections.close()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless stopped first; True when stopped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        return self.stop.is_set()
+
+    async def _serve(self, ws: ClientConnection) -> Outcome | None:
+        opened = time.monotonic()
+        reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
+        closer = asyncio.create_task(self._close_when_due(ws, opened))
+        try:
+            async for frame in ws:
+                try:
+                    message = reassembler.feed(frame)
+                except protocol.ProtocolError as exc:
+                    replaced = _replaced_reason(frame)
+                    if replaced is not None:
+                        self.log(f"stopping: {replaced}")
+                        await ws.close(1000)
+                        return "replaced"
+                    self.log(f"protocol error on the relay connection (ignored): {exc}")
+                    continue
+                if isinstance(message, protocol.Invoke):
+                    self._spawn(self._handle(message))
+        except ConnectionClosed:
+            pass
+        finally:
+            closer.cancel()
+        if self.stop.is_set():
+            return "stopped"
+        code = ws.close_code
+        self.log(f"relay connection closed (code {code}); reconnecting")
+        return None
+
+    async def _close_when_due(self, ws: ClientConnection, opened: float) -> None:
+        """Close on stop; ping to stay under the idle limit; renew before the age limit."""
+        stopper = asyncio.ensure_future(self.stop.wait())
+        try:
+            while True:
+                age = time.monotonic() - opened
+                wait = min(self.keepalive, RENEW_AFTER_S - age)
+                if wait <= 0:
+                    await ws.close(1000, "renewing")
+                    return
+                done, _ = await asyncio.wait({stopper}, timeout=wait)
+                if done:
+                    await ws.close(1000, "pylive dev stopped")
+                    return
+                with contextlib.suppress(ConnectionClosed):
+                    ping = protocol.Ping(id=os.urandom(6).hex())
+                    await ws.send(protocol.encode(ping))
+        finally:
+            stopper.cancel()
+
+    # -- one invocation ----------------------------------------------------------------------
+
+    async def _handle(self, invoke: protocol.Invoke) -> None:
+        reply_to = invoke.reply_to
+        if reply_to is None:
+            self.log(f"invoke {invoke.request_id} names no connection to answer (dropped)")
+            return
+        context = invoke.context
+        running = asyncio.ensure_future(
+            self.invoker.invoke(
+                invoke.function_id,
+                orjson.dumps(invoke.event),
+                request_id=invoke.request_id,
+                client_context=context.client_context,
+                identity=context.identity,
+                trace_id=context.trace_id,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        ack = loop.call_later(self.ack_after, self._ack, running, reply_to, invoke.request_id)
+        try:
+            result = await running
+        except KeyError:
+            result = _unknown_function(invoke, self.endpoint.stage)
+        except Exception as exc:  # a bug on this side: answer rather than let the stub wait
+            result = _internal_error(invoke, exc)
+        finally:
+            ack.cancel()
+        await self._answer(reply_to, _answer(invoke.request_id, result))
+
+    def _ack(self, running: asyncio.Future[Any], reply_to: str, request_id: str) -> None:
+        if not running.done():
+            self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
+
+    async def _answer(self, reply_to: str, message: protocol.Message) -> None:
+        frames = protocol.split(protocol.encode(message), max_frame_bytes=POST_CHUNK_BYTES)
+        try:
+            for frame in frames:
+                if not await self.connections.post(reply_to, frame.encode()):
+                    self.log(f"the stub waiting for {_rid(message)} is gone; answer dropped")
+                    return
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            self.log(f"could not send the {message.TYPE} of {_rid(message)}: {_why(exc)}")
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, timeout: float = 2.0) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+
+
+def _answer(request_id: str, result: InvokeResult) -> protocol.Message:
+    try:
+        payload = orjson.loads(result.body)
+    except orjson.JSONDecodeError:
+        payload = None
+        if result.ok:  # a bytes result (application/unknown) travels as text
+            return protocol.Result(request_id, result.body.decode("utf-8", "replace"))
+    if result.ok:
+        return protocol.Result(request_id, payload)
+    if not isinstance(payload, dict) or not isinstance(payload.get("errorMessage"), str):
+        payload = {"errorMessage": result.body.decode("utf-8", "replace")}
+    return protocol.Error(request_id, payload)
+
+
+def _unknown_function(invoke: protocol.Invoke, stage: str) -> InvokeResult:
+    error = {
+        "errorMessage": f"pylive dev (stage {stage}) has no function {invoke.function_id!r}; "
+        "is it running the same app?",
+        "errorType": "Runtime.HandlerNotFound",
+        "requestId": invoke.request_id,
+        "stackTrace": [],
+    }
+    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
+
+
+def _internal_error(invoke: protocol.Invoke, exc: Exception) -> InvokeResult:
+    error = {
+        "errorMessage": f"pylive dev failed to run the invocation: {exc!r}",
+        "errorType": "Runtime.PyliveError",
+        "requestId": invoke.request_id,
+        "stackTrace": [],
+    }
+    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
+
+
+def _replaced_reason(frame: str | bytes) -> str | None:
+    """The reason of a ``replaced`` message from the router, else None."""
+    if b"replaced" not in (frame if isinstance(frame, bytes) else frame.encode()):
+        return None
+    try:
+        body = json.loads(frame)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("action") == "replaced":
+        return str(body.get("reason") or "another runner registered for this stage")
+    return None
+
+
+def _rid(message: protocol.Message) -> str:
+    return str(getattr(message, "request_id", "?"))
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class ConnectionsClient:
+    """PostToConnection over keep-alive HTTP/1.1 on the event loop, SigV4-signed.
+
+    The blocking boto3 client would need a thread hop per call; this speaks the same wire
+    format (see aws-contracts §2) directly. :meth:`post` returns False when the connection
+    is gone (410).
+    """
+
+    def __init__(
+        self, endpoint_url: str, credentials: Credentials, region: str, *, timeout: float = 10.0
+    ) -> None:
+        parts = urlsplit(endpoint_url)
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._tls else 80)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._netloc = parts.netloc
+        self._base = parts.path.rstrip("/")
+        self._signer = SigV4Auth(credentials, "execute-api", region)
+        self._timeout = timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.calls = 0
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        path = f"{self._base}/@connections/{quote(connection_id, safe='')}"
+        request = AWSRequest(method="POST", url=self._origin + path, data=data)
+        self._signer.add_auth(request)
+        head = [f"POST {path} HTTP/1.1", f"Host: {self._netloc}", f"Content-Length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+        self.calls += 1
+        status, body = await self._exchange(raw)
+        if status == 410:
+            return False
+        if status >= 300:
+            raise RuntimeError(f"@connections answered {status}: {body[:200].decode('latin-1')}")
+        return True
+
+    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            reused = bool(self._idle)
+            reader, writer = self._idle.pop() if reused else await self._open()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    writer.write(raw)
+                    status, body, keep = await _read_response(reader)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                writer.close()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle keep-alive connection
+                raise OSError(f"@connections request failed: {_why(exc)}") from None
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, body
+        raise OSError("@connections request failed")  # not reached
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with asyncio.timeout(self._timeout):
+            return await asyncio.open_connection(
+                self._host, self._port, ssl=True if self._tls else None, limit=1 << 20
+            )
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    status_line = await reader.readuntil(b"\r\n")
+    status = int(status_line.split(b" ", 2)[1])
+    length = 0
+    keep = True
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        if line == b"\r\n":
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            keep = False
+    body = await reader.readexactly(length) if length else b""
+    return status, body, keep
+
+
+# -- a standalone runner: `python -m pylive.runtime.relay` --------------------------------------
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve one stage's invocations from a relay.")
+    parser.add_argument("--root", required=True, help="the app directory")
+    parser.add_argument("--functions", required=True, help="JSON file: a list of FunctionSpec")
+    parser.add_argument("--ws-url", required=True)
+    parser.add_argument("--connections-url", required=True)
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    return parser.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    from pathlib import Path
+
+    from pylive.manifest import FunctionSpec
+    from pylive.runtime.pool import PoolOptions, WorkerPool
+
+    def say(message: str) -> None:
+        print(f"runner: {message}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    specs = [FunctionSpec(**item) for item in json.loads(Path(args.functions).read_text())]
+    pool = WorkerPool(
+        Path(sys.executable),
+        Path(args.root),
+        PoolOptions(region=args.region, output=lambda f, line: say(f"{f} | {line}"), events=say),
+    )
+    endpoint = RelayEndpoint(
+        args.ws_url,
+        args.connections_url,
+        args.app,
+        args.stage,
+        args.region,
+        os.environ["AWS_ACCESS_KEY_ID"],
+        os.environ["AWS_SECRET_ACCESS_KEY"],
+        os.environ.get("AWS_SESSION_TOKEN"),
+    )
+    try:
+        await pool.start(specs)
+        client = RelayClient(endpoint, pool, stop=stop, log=say)
+        waiter = asyncio.ensure_future(client.connected.wait())
+        waiter.add_done_callback(lambda _: say("connected"))
+        outcome = await client.run()
+        waiter.cancel()
+        say(outcome)
+    finally:
+        await pool.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(_main(_parse(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

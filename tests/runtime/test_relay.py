@@ -1,0 +1,250 @@
+"""The runner's relay client against the real local gateway, router and stub (in the local
+Lambda host), with a scripted invoker in place of the worker pool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from websockets.asyncio.client import connect
+
+from pylive import protocol
+from pylive.local.lambda_host import (
+    ROUTER,
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+    stub_function,
+)
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+from pylive.runtime.pool import InvokeResult
+from pylive.runtime.relay import RelayClient, RelayEndpoint
+
+T = TypeVar("T")
+Handler = Callable[[str, bytes], Awaitable[InvokeResult]]
+
+
+def run(coro: Awaitable[T], timeout: float = 60) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+class ScriptedInvoker:
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.calls: list[tuple[str, Any, str | None]] = []
+
+    async def invoke(self, function_id: str, event: bytes, **kw: Any) -> InvokeResult:
+        self.calls.append((function_id, json.loads(event), kw.get("request_id")))
+        return await self.handler(function_id, event)
+
+
+async def echo(function_id: str, event: bytes) -> InvokeResult:
+    return InvokeResult(True, json.dumps({"fn": function_id, "event": json.loads(event)}).encode())
+
+
+@dataclass
+class Cloud:
+    gateway: WebSocketGateway
+    host: LambdaHost
+    site: RelaySite
+    table: MemoryTable
+
+    def endpoint(self) -> RelayEndpoint:
+        s = self.site
+        return RelayEndpoint(
+            s.ws_url, s.connections_url, s.app, s.stage, s.region,
+            s.access_key_id, s.secret_access_key,
+        )  # fmt: skip
+
+    def add_stub(self, name: str, timeout: float = 3.0, ack_timeout: float | None = None) -> None:
+        env = {"AWS_LAMBDA_FUNCTION_NAME": name}
+        self.host.add(
+            stub_function(name, self.site, timeout=timeout, lambda_env=env, ack_timeout=ack_timeout)
+        )
+
+
+@asynccontextmanager
+async def local_cloud(stage: str = "dev") -> AsyncIterator[Cloud]:
+    key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+    host = LambdaHost(region="us-east-1")
+    integration = router_integration(host)
+    routes = {"$connect": integration, "$disconnect": integration, "$default": integration}
+    async with WebSocketGateway(routes, credentials={key: secret}, stage=stage) as gw:
+        site = RelaySite(gw.ws_url, gw.connections_url, "shop", stage, "us-east-1", key, secret)
+        table = MemoryTable()
+        host.add(router_function(site, table))
+        try:
+            yield Cloud(gw, host, site, table)
+        finally:
+            host.close()
+
+
+@asynccontextmanager
+async def runner(cloud: Cloud, invoker: Any, **kw: Any) -> AsyncIterator[RelayClient]:
+    stop = asyncio.Event()
+    logs: list[str] = []
+    client = RelayClient(cloud.endpoint(), invoker, stop=stop, log=logs.append, **kw)
+    task = asyncio.create_task(client.run())
+    await client.connected.wait()
+    client.logs = logs  # type: ignore[attr-defined]
+    try:
+        yield client
+    finally:
+        stop.set()
+        await task
+
+
+def test_a_warm_invocation_costs_two_connections_calls() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)):
+            cloud.add_stub("hello")
+            first = await cloud.host.invoke_value("hello", {"n": 1})
+            assert first == {"fn": "hello", "event": {"n": 1}}
+            before = cloud.gateway.stats.connections_calls
+            for n in range(5):
+                assert (await cloud.host.invoke_value("hello", {"n": n}))["event"] == {"n": n}
+            assert cloud.gateway.stats.connections_calls - before == 10
+
+    run(scenario())
+
+
+def test_remote_errors_keep_their_type_and_message() -> None:
+    async def fail(function_id: str, event: bytes) -> InvokeResult:
+        error = {"errorMessage": "bad thing", "errorType": "ValueError", "stackTrace": []}
+        return InvokeResult(False, json.dumps(error).encode())
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(fail)):
+            cloud.add_stub("hello")
+            result = await cloud.host.invoke("hello", b"{}")
+            assert not result.ok
+            body = json.loads(result.body)
+            assert (body["errorType"], body["errorMessage"]) == ("ValueError", "bad thing")
+
+    run(scenario())
+
+
+def test_a_slow_invocation_is_acked_and_answered() -> None:
+    async def slow(function_id: str, event: bytes) -> InvokeResult:
+        await asyncio.sleep(0.3)  # the behaviour under test: longer than the ack window
+        return await echo(function_id, event)
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(slow)):
+            cloud.add_stub("hello", ack_timeout=0.2)
+            assert (await cloud.host.invoke_value("hello", [1]))["event"] == [1]
+            ops = cloud.gateway.stats.connections_calls_by_operation
+            assert ops["PostToConnection"] == 3  # invoke, ack, result
+
+    run(scenario())
+
+
+def test_no_runner_is_a_clear_error_at_once() -> None:
+    async def scenario() -> None:
+        async with local_cloud(stage="ada") as cloud:
+            cloud.add_stub("hello")
+            result = await cloud.host.invoke("hello", b"{}")
+            body = json.loads(result.body)
+            assert body["errorType"] == "PyliveDevNotRunning"
+            assert body["errorMessage"] == (
+                "pylive dev is not running for stage ada (no runner is connected); "
+                "start `pylive dev --stage ada`"
+            )
+
+    run(scenario())
+
+
+def test_large_payloads_are_chunked_both_ways() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)):
+            cloud.add_stub("hello")
+            big = "x" * (1024 * 1024)
+            assert (await cloud.host.invoke_value("hello", {"big": big}))["event"]["big"] == big
+
+    run(scenario())
+
+
+def test_unknown_function_and_malformed_messages() -> None:
+    async def unknown(function_id: str, event: bytes) -> InvokeResult:
+        raise KeyError(function_id)
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(unknown)) as client:
+            cloud.add_stub("ghost")
+            body = json.loads((await cloud.host.invoke("ghost", b"{}")).body)
+            assert body["errorType"] == "Runtime.HandlerNotFound"
+            runner_id = cloud.table.get_item(Key={"pk": "runner#shop#dev"})["Item"]
+            for junk in (b"not json", b'{"action":"invoke","v":1}'):
+                assert await client.connections.post(runner_id["connection_id"], junk)
+            body = json.loads((await cloud.host.invoke("ghost", b"{}")).body)
+            assert body["errorType"] == "Runtime.HandlerNotFound"
+            assert any("protocol error" in line for line in client.logs)  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def test_a_newer_runner_replaces_the_older_which_stops() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            stop = asyncio.Event()
+            logs: list[str] = []
+            first = RelayClient(cloud.endpoint(), ScriptedInvoker(echo), stop=stop, log=logs.append)
+            first_task = asyncio.create_task(first.run())
+            await first.connected.wait()
+            async with runner(cloud, ScriptedInvoker(echo)):
+                assert await first_task == "replaced"
+                assert any("another `pylive dev` connected" in line for line in logs)
+                cloud.add_stub("hello")
+                assert (await cloud.host.invoke_value("hello", 1))["event"] == 1
+
+    run(scenario())
+
+
+def test_the_runner_reconnects_after_the_gateway_restarts() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)) as client:
+            cloud.add_stub("hello")
+            assert (await cloud.host.invoke_value("hello", 1))["event"] == 1
+            gw = cloud.gateway
+            port = gw.port
+            await gw.stop()
+            assert not client.connected.is_set() or True
+            restarted = WebSocketGateway(
+                gw.routes, credentials=gw.credentials, stage=gw.stage, port=port
+            )
+            await restarted.start()
+            try:
+                while client.connects < 2:
+                    await asyncio.sleep(0.01)
+                await client.connected.wait()
+                assert (await cloud.host.invoke_value("hello", 2))["event"] == 2
+            finally:
+                await restarted.stop()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("frame", [b"x" * (40 * 1024), b"\x00binary"])
+def test_oversized_and_binary_frames_from_a_client_close_it(frame: bytes) -> None:
+    async def scenario() -> int | None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)):
+            url = cloud.endpoint().signed_url()
+            async with connect(url, compression=None) as ws:
+                await ws.send(frame if frame.startswith(b"\x00") else frame.decode())
+                await ws.wait_closed()
+                return ws.close_code
+
+    assert run(scenario()) in (1009, 1003)
+    _ = protocol, ROUTER

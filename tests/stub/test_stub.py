@@ -1,0 +1,181 @@
+"""The stub against the real local gateway and router, in the local Lambda host, with
+scripted runners on the other side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any, TypeVar
+
+from websockets.asyncio.client import connect
+
+from pylive import protocol
+from pylive.local.lambda_host import (
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+    stub_function,
+)
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+from pylive.runtime.relay import ConnectionsClient, RelayEndpoint
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T], timeout: float = 30) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+@dataclass
+class Cloud:
+    gateway: WebSocketGateway
+    host: LambdaHost
+    site: RelaySite
+
+    def endpoint(self) -> RelayEndpoint:
+        s = self.site
+        return RelayEndpoint(
+            s.ws_url, s.connections_url, s.app, s.stage, s.region,
+            s.access_key_id, s.secret_access_key,
+        )  # fmt: skip
+
+    def connections(self) -> ConnectionsClient:
+        e = self.endpoint()
+        return ConnectionsClient(e.connections_url, e.credentials, e.region)
+
+    def add_stub(self, timeout: float = 3.0, ack: float | None = None, **module: Any) -> None:
+        fn = stub_function("hello", self.site, timeout=timeout, lambda_env={}, ack_timeout=ack)
+
+        def patch(m: ModuleType) -> None:
+            for name, value in module.items():
+                setattr(m, name, value)
+
+        self.host.add(replace(fn, setup=patch))
+
+    async def invoke(self, event: Any) -> tuple[bool, Any]:
+        result = await self.host.invoke("hello", json.dumps(event).encode())
+        return result.ok, json.loads(result.body)
+
+
+@asynccontextmanager
+async def local_cloud() -> AsyncIterator[Cloud]:
+    key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+    host = LambdaHost()
+    route = router_integration(host)
+    routes = {"$connect": route, "$disconnect": route, "$default": route}
+    async with WebSocketGateway(routes, credentials={key: secret}, stage="ada") as gw:
+        site = RelaySite(gw.ws_url, gw.connections_url, "shop", "ada", "us-east-1", key, secret)
+        host.add(router_function(site, MemoryTable()))
+        try:
+            yield Cloud(gw, host, site)
+        finally:
+            host.close()
+
+
+@asynccontextmanager
+async def scripted_runner(cloud: Cloud, answer: str) -> AsyncIterator[list[protocol.Invoke]]:
+    """A runner that answers each invoke with ``answer``: "echo", "ack" (then nothing) or
+    "nothing"."""
+    seen: list[protocol.Invoke] = []
+    posts = cloud.connections()
+    async with connect(cloud.endpoint().signed_url(), compression=None, max_size=None) as ws:
+
+        async def serve() -> None:
+            async for frame in ws:
+                message = protocol.decode(frame)
+                assert isinstance(message, protocol.Invoke) and message.reply_to
+                seen.append(message)
+                if answer == "echo":
+                    reply: protocol.Message = protocol.Result(message.request_id, message.event)
+                elif answer == "ack":
+                    reply = protocol.Ack(message.request_id)
+                else:
+                    continue
+                await posts.post(message.reply_to, protocol.encode(reply).encode())
+
+        task = asyncio.create_task(serve())
+        try:
+            yield seen
+        finally:
+            task.cancel()
+            await posts.close()
+
+
+def test_one_connection_per_container_reused_while_warm() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "echo") as seen:
+            cloud.add_stub()
+            for n in range(5):
+                assert await cloud.invoke({"n": n}) == (True, {"n": n})
+            assert cloud.gateway.stats.connects == 2  # the runner and one stub container
+            invoke = seen[0]
+            assert invoke.function_id == "hello" and invoke.deadline_ms > time.time() * 1000
+            assert "AWS_SECRET_ACCESS_KEY" not in invoke.environment
+            assert invoke.environment["PYLIVE_STAGE"] == "ada"
+
+    run(scenario())
+
+
+def test_the_connection_is_renewed_before_the_idle_limit() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "echo"):
+            cloud.add_stub(IDLE_RENEW_S=-1)  # every invocation finds it "about to idle out"
+            for n in range(3):
+                assert await cloud.invoke(n) == (True, n)
+            assert cloud.gateway.stats.connects == 1 + 3
+
+    run(scenario())
+
+
+def test_a_runner_that_reconnected_is_found_again() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            cloud.add_stub()
+            async with scripted_runner(cloud, "echo"):
+                assert await cloud.invoke(1) == (True, 1)
+            async with scripted_runner(cloud, "echo"):  # a new connection id
+                assert await cloud.invoke(2) == (True, 2)
+
+    run(scenario())
+
+
+def test_no_answer_within_the_ack_timeout_means_dev_is_not_running() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "nothing"):
+            cloud.add_stub(ack=0.3)
+            started = time.monotonic()
+            ok, body = await cloud.invoke({})
+            assert time.monotonic() - started < 2
+            assert not ok and body["errorType"] == "PyliveDevNotRunning"
+            assert body["errorMessage"] == (
+                "pylive dev is not running for stage ada (no answer within 0.3 s); "
+                "start `pylive dev --stage ada`"
+            )
+
+    run(scenario())
+
+
+def test_an_acked_invocation_without_answer_times_out_before_the_deadline() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "ack"):
+            cloud.add_stub(timeout=1.0)
+            started = time.monotonic()
+            ok, body = await cloud.invoke({})
+            took = time.monotonic() - started
+            assert not ok and body["errorType"] == "PyliveRelayTimeout", body
+            assert "did not answer before its deadline" in body["errorMessage"]
+            assert 0.8 <= took < 1.0
+
+    run(scenario())

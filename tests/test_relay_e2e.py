@@ -1,0 +1,243 @@
+"""The relay path end to end with real parts on loopback: the local WebSocket gateway and its
+router, stubs in the local Lambda host, and the runner as its own process
+(`python -m pylive.runtime.relay`) with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from apphelpers import Running
+
+from pylive.local.lambda_host import (
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+    stub_function,
+)
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+from pylive.runtime.pool import InvokeResult
+
+pytestmark = pytest.mark.slow
+T = TypeVar("T")
+
+HANDLERS = {
+    "echo.py": "def handler(event, context):\n    return event\n",
+    "hang.py": "import time\ndef handler(event, context):\n    time.sleep(3600)\n",
+    "die.py": (
+        "import os, signal\n"
+        "def handler(event, context):\n"
+        "    if event.get('how') == 'exit':\n"
+        "        os._exit(3)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    ),
+    "big.py": "def handler(event, context):\n    return {'data': 'y' * event['size']}\n",
+    "slow.py": (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(0.3)  # past the runner's ack window\n"
+        "    print('slow started', flush=True)\n"
+        "    time.sleep(30)\n"
+    ),
+}
+TIMEOUTS = {"echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0}
+
+
+class Cloud:
+    """The gateway and the Lambda host on an event loop of their own thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.key = "AKIA" + secrets.token_hex(8).upper()
+        self.secret = secrets.token_urlsafe(24)
+        self.host = LambdaHost(region="us-east-1")
+        integration = router_integration(self.host)
+        self.routes = {"$connect": integration, "$disconnect": integration, "$default": integration}
+        self.gateway = self._gateway(0)
+        self.call(self.gateway.start())
+        gw = self.gateway
+        self.site = RelaySite(
+            gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
+        )
+        self.host.add(router_function(self.site, MemoryTable()))
+        for name, timeout in TIMEOUTS.items():
+            env = {"AWS_LAMBDA_FUNCTION_NAME": name}
+            self.host.add(stub_function(name, self.site, timeout=timeout, lambda_env=env))
+
+    def _gateway(self, port: int) -> WebSocketGateway:
+        return WebSocketGateway(
+            self.routes, credentials={self.key: self.secret}, stage="dev", port=port
+        )
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def invoke(self, name: str, event: Any) -> tuple[bool, Any]:
+        result: InvokeResult = self.call(self.host.invoke(name, json.dumps(event).encode()))
+        return result.ok, json.loads(result.body)
+
+    def restart_gateway(self) -> None:
+        port = self.gateway.port
+        self.call(self.gateway.stop())
+        self.gateway = self._gateway(port)
+        self.call(self.gateway.start())
+
+    def close(self) -> None:
+        self.host.close()
+        self.call(self.gateway.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("relayapp")
+    (root / "functions").mkdir()
+    for name, text in HANDLERS.items():
+        (root / "functions" / name).write_text(text)
+    specs = [
+        {"id": fid, "handler": f"functions/{fid}.handler", "code_dir": str(root), "timeout": t}
+        for fid, t in TIMEOUTS.items()
+    ]
+    (root / "functions.json").write_text(json.dumps(specs))
+    return root
+
+
+@pytest.fixture
+def cloud() -> Iterator[Cloud]:
+    c = Cloud()
+    yield c
+    c.close()
+
+
+def start_runner(cloud: Cloud, app: Path) -> Running:
+    gw = cloud.gateway
+    args = [
+        sys.executable, "-m", "pylive.runtime.relay", "--root", str(app),
+        "--functions", str(app / "functions.json"), "--ws-url", gw.ws_url,
+        "--connections-url", gw.connections_url, "--app", "shop", "--stage", "dev",
+    ]  # fmt: skip
+    env = {"AWS_ACCESS_KEY_ID": cloud.key, "AWS_SECRET_ACCESS_KEY": cloud.secret}
+    running = Running(args, cwd=app, env=env)
+    running.wait_line(r"^runner: connected$", timeout=60)
+    return running
+
+
+@pytest.fixture
+def runner(cloud: Cloud, app: Path) -> Iterator[Running]:
+    running = start_runner(cloud, app)
+    yield running
+    running.stop()
+
+
+def test_a_thousand_concurrent_invocations_none_lost_none_crossed(
+    cloud: Cloud, runner: Running
+) -> None:
+    def one(n: int) -> tuple[int, Any]:
+        token = secrets.token_hex(8)
+        ok, body = cloud.invoke("echo", {"n": n, "token": token})
+        assert ok, body
+        return n, (body, token)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = dict(pool.map(one, range(1000)))
+    assert len(answers) == 1000
+    for n, (body, token) in answers.items():
+        assert body == {"n": n, "token": token}
+    assert cloud.host.containers("echo") <= 32
+
+
+def test_six_megabytes_each_way(cloud: Cloud, runner: Running) -> None:
+    size = 6 * 1024 * 1024 - 1024
+    payload = "x" * size
+    ok, body = cloud.invoke("echo", {"data": payload})
+    assert ok and body == {"data": payload}
+    ok, body = cloud.invoke("big", {"size": size})
+    assert ok and len(body["data"]) == size
+
+
+def test_a_hanging_handler_times_out_at_its_deadline(cloud: Cloud, runner: Running) -> None:
+    started = time.monotonic()
+    ok, body = cloud.invoke("hang", {})
+    took = time.monotonic() - started
+    assert not ok
+    assert "did not answer before its deadline" in body["errorMessage"] or (
+        "Task timed out after 1.50 seconds" in body["errorMessage"]
+    )
+    assert 1.2 <= took <= 1.6
+    # The worker was replaced: the function answers again (with its timeout error, promptly).
+    ok, body = cloud.invoke("echo", {"after": "hang"})
+    assert ok and body == {"after": "hang"}
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_a_worker_dying_mid_invocation_is_an_error_and_the_next_works(
+    cloud: Cloud, runner: Running, how: str
+) -> None:
+    ok, body = cloud.invoke("die", {"how": how})
+    assert not ok
+    assert body["errorType"] == "Runtime.ExitError", body
+    ok, body = cloud.invoke("echo", {"x": 1})
+    assert ok and body == {"x": 1}
+    ok, body = cloud.invoke("die", {"how": how})
+    assert not ok and body["errorType"] == "Runtime.ExitError"
+
+
+def test_the_runner_killed_mid_invocation_fails_clearly_before_the_deadline(
+    cloud: Cloud, app: Path
+) -> None:
+    running = start_runner(cloud, app)
+    try:
+        future = asyncio.run_coroutine_threadsafe(cloud.host.invoke("slow", b"{}"), cloud.loop)
+        running.wait_line(r"slow started")
+        started = time.monotonic()
+        running.proc.send_signal(signal.SIGKILL)
+        result = future.result(30)
+        took = time.monotonic() - started
+    finally:
+        running.stop()
+    body = json.loads(result.body)
+    assert not result.ok
+    assert body["errorType"] == "PyliveRelayError"
+    assert "disconnected while running slow" in body["errorMessage"]
+    assert took < TIMEOUTS["slow"] - 2
+
+
+def test_the_runner_reconnects_after_the_gateway_restarts(cloud: Cloud, runner: Running) -> None:
+    assert cloud.invoke("echo", 1) == (True, 1)
+    cloud.restart_gateway()
+    runner.wait_line(r"relay connection restored", timeout=30)
+    assert cloud.invoke("echo", 2) == (True, 2)
+
+
+def test_a_second_runner_makes_the_first_exit_cleanly(cloud: Cloud, app: Path) -> None:
+    first = start_runner(cloud, app)
+    second = start_runner(cloud, app)
+    try:
+        first.wait_line(r"stopping: another `pylive dev` connected for app 'shop' stage 'dev'")
+        assert first.proc.wait(20) == 0
+        assert cloud.invoke("echo", {"by": "second"}) == (True, {"by": "second"})
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_no_runner_is_a_clear_error(cloud: Cloud) -> None:
+    ok, body = cloud.invoke("echo", {})
+    assert not ok
+    assert body["errorType"] == "PyliveDevNotRunning"
+    assert "start `pylive dev --stage dev`" in body["errorMessage"]
