@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pylive.errors import PyliveError
+from pylive.stub_code import stub_code_dir
 
 BUNDLE_FORMAT = "2"  # bump when the layout of a bundle changes, to invalidate the cache
 BUNDLES_DIR = Path(".pylive") / "bundles"
@@ -205,8 +206,6 @@ def source_files(code_dir: Path) -> Iterator[Path]:
 
 def bundle_stub(root: Path, *, runtime: str = "python3.12", architecture: str = "x86_64") -> Bundle:
     """The dev-mode asset: the relay stub, pylive's protocol and ``websockets``."""
-    from pylive.constructs.debug_stack import stub_code_dir
-
     source = root.resolve() / STUB_SOURCE_DIR
     source.mkdir(parents=True, exist_ok=True)
     wanted = {

@@ -4,7 +4,6 @@ bucket for payloads too large for a WebSocket message."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -17,16 +16,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-import pylive
+from pylive.stub_code import stub_code_dir
 
-STUB_DIR = Path(pylive.__file__).resolve().parent.parent / "stub"
 PAYLOAD_EXPIRY_DAYS = 1
-
-
-def stub_code_dir() -> Path:
-    """The deployed relay code: ``stub/`` in a checkout, ``pylive/stub`` when installed."""
-    installed = Path(pylive.__file__).resolve().parent / "stub"
-    return installed if installed.is_dir() else STUB_DIR
 
 
 class DebugStack(cdk.Stack):

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from pylive.runtime.pool import InvokeResult
+from pylive.stub_code import stub_code_dir
 
 ModuleSetup = Callable[[ModuleType], None]
 
@@ -263,15 +264,6 @@ class RelaySite:
 ROUTER = "pylive-router"
 
 
-def stub_dir() -> Path:
-    """The deployed relay code: ``pylive/stub`` when installed, ``stub/`` in a checkout."""
-    import pylive
-
-    package = Path(pylive.__file__).resolve().parent
-    installed = package / "stub"
-    return installed if (installed / "stub.py").is_file() else package.parent / "stub"
-
-
 def _credentials(site: RelaySite) -> dict[str, str]:
     return {
         "AWS_ACCESS_KEY_ID": site.access_key_id,
@@ -294,7 +286,7 @@ def router_function(site: RelaySite, table: Any) -> LambdaFunction:
         "AWS_LAMBDA_FUNCTION_NAME": ROUTER,
     }
     return LambdaFunction(
-        ROUTER, stub_dir() / "router.py", timeout=10.0, memory=256,
+        ROUTER, stub_code_dir() / "router.py", timeout=10.0, memory=256,
         environment=environment, setup=use_table,
     )  # fmt: skip
 
@@ -321,7 +313,9 @@ def stub_function(
     }
     if ack_timeout is not None:
         environment["PYLIVE_ACK_TIMEOUT"] = str(ack_timeout)
-    return LambdaFunction(name, stub_dir() / "stub.py", timeout=timeout, environment=environment)
+    return LambdaFunction(
+        name, stub_code_dir() / "stub.py", timeout=timeout, environment=environment
+    )
 
 
 def router_integration(host: LambdaHost) -> Callable[[dict[str, Any], Any], Any]:

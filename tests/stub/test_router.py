@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pylive.constructs.debug_stack import stub_code_dir
+from pylive.stub_code import stub_code_dir
 
 
 @pytest.fixture
