@@ -127,6 +127,7 @@ def test_stops_cleanly_leaving_no_process(app: Path, sig: int, path_args: list[s
     assert children  # the worker host and at least one worker
     assert running.stop(sig) == 0
     assert "stopped" in running.lines[-1]
+    assert not [line for line in running.lines if "Traceback" in line], running.lines
     assert not [pid for pid in children if alive(pid)]
     assert not (app / ".pylive" / "dev.json").exists()
 

@@ -513,7 +513,10 @@ def run_zygote(control: socket.socket, preload: list[str]) -> NoReturn:
     buffer = b""
 
     def send(message: dict[str, Any]) -> None:
-        control.sendall(json.dumps(message).encode() + b"\n")
+        try:
+            control.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:  # the runner is gone: stop, taking the workers along
+            raise SystemExit(0) from None
 
     try:
         send({"op": "hello", "pid": os.getpid()})
@@ -523,7 +526,10 @@ def run_zygote(control: socket.socket, preload: list[str]) -> NoReturn:
                     os.read(wake_r, 512)
                     _reap(children, send)
                     continue
-                data, fds, _flags, _addr = socket.recv_fds(control, 1 << 20, MAX_CONTROL_FDS)
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(control, 1 << 20, MAX_CONTROL_FDS)
+                except OSError:
+                    data, fds = b"", []
                 if not data:
                     raise SystemExit(0)
                 buffer += data
