@@ -18,20 +18,18 @@ while a slow invocation runs, 1).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-import boto3
-from botocore.auth import SigV4QueryAuth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -194,45 +192,75 @@ class _Connection:
     # -- @connections ----------------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
+    def api(self) -> _ConnectionsApi:
         if self._client is None:
-            s = self.settings
-            self._client = boto3.session.Session(
-                aws_access_key_id=s.credentials.access_key,
-                aws_secret_access_key=s.credentials.secret_key,
-                aws_session_token=s.credentials.token,
-                region_name=s.region,
-            ).client(
-                "apigatewaymanagementapi",
-                endpoint_url=s.callback_url,
-                config=Config(
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    connect_timeout=2,
-                    read_timeout=10,
-                    max_pool_connections=4,
-                ),
-            )
-        return self._client
+            self._client = _ConnectionsApi(self.settings)
+        api: _ConnectionsApi = self._client
+        return api
 
     def post(self, connection_id: str, data: bytes) -> None:
-        try:
-            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("GoneException", "410"):
-                raise _Gone from None
-            raise
+        status, body = self.api.call("POST", connection_id, data)
+        if status == 410:
+            raise _Gone
+        if status != 200:
+            raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
         self.last_active = time.time()
 
     def runner_alive(self) -> bool:
         if self.runner_id is None:
             return False
-        try:
-            self.client.get_connection(ConnectionId=self.runner_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("GoneException", "410"):
-                return False
-            raise
+        status, body = self.api.call("GET", self.runner_id)
+        if status == 410:
+            return False
+        if status != 200:
+            raise PyliveRelayError(f"@connections GET answered {status}: {body[:200]!r}")
         return True
+
+
+class _ConnectionsApi:
+    """The @connections API over one kept-alive HTTP(S) connection, SigV4-signed.
+
+    A plain signed request instead of boto3's client: this is on every invocation's path,
+    and the generic client costs far more per call than the request itself."""
+
+    def __init__(self, settings: _Settings) -> None:
+        self.settings = settings
+        url = urlsplit(settings.callback_url)
+        self.scheme, self.netloc = url.scheme, url.netloc
+        self.base = url.path.rstrip("/")
+        self.host = url.hostname or "localhost"
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self._http: http.client.HTTPConnection | None = None
+
+    def call(self, method: str, connection_id: str, body: bytes = b"") -> tuple[int, bytes]:
+        path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
+        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body)
+        s = self.settings
+        SigV4Auth(s.credentials, "execute-api", s.region).add_auth(request)
+        headers = dict(request.headers.items())
+        for attempt in range(2):
+            connection = self._http or self._open()
+            try:
+                connection.request(method, path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise PyliveRelayError(
+                        f"cannot reach the @connections API at {s.callback_url}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _open(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        self._http = cls(self.host, self.port, timeout=10)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
 
 _state: _Connection | None = None
