@@ -109,7 +109,7 @@ def dev(
         direct=not relay,
     )
     session = LocalDevSession(config, options, Console())
-    run_event_loop(session.run, uvloop=not relay)
+    run_event_loop(session.run)
 
 
 @cli.command()

@@ -322,16 +322,11 @@ async def _finish(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
             await task
 
 
-def run_event_loop(main: Callable[[], Any], *, uvloop: bool = True) -> Any:
-    """Run ``main()`` on uvloop when available (it carries the hot path faster).
-
-    The local WebSocket gateway needs asyncio's own transports (it shares its port between
-    WebSocket and plain HTTP), so the relay path runs on the standard event loop."""
-    if not uvloop:
-        return asyncio.run(main())
+def run_event_loop(main: Callable[[], Any]) -> Any:
+    """Run ``main()`` on uvloop when available (it carries the hot path faster)."""
     try:
-        import uvloop as _uvloop
+        import uvloop
     except ImportError:
         return asyncio.run(main())
-    with asyncio.Runner(loop_factory=_uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main())

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from websockets.asyncio.server import ServerConnection
 
@@ -187,10 +187,10 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
         _http: _HttpSession | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            assert isinstance(transport, asyncio.Transport)
-            self._raw = transport
+            # uvloop's transports implement asyncio.Transport without subclassing it.
+            self._raw = cast(asyncio.Transport, transport)
             self._head = bytearray()
-            sessions.sniffing.add(transport)
+            sessions.sniffing.add(self._raw)
 
         def data_received(self, data: bytes) -> None:
             if self._mode == _WEBSOCKET:
