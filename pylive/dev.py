@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -31,20 +34,22 @@ from pylive.local.lambda_host import (
     RelaySite,
     router_function,
     router_integration,
-    stub_function,
+    stub_environment,
 )
 from pylive.local.routes import RouteTable
 from pylive.local.store import MemoryTable
 from pylive.local.ws_gateway import WebSocketGateway
 from pylive.manifest import AppManifest, FunctionSpec
-from pylive.runtime.environment import lambda_environment
 from pylive.runtime.pool import PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient, RelayEndpoint
 from pylive.runtime.reload import ReloadWatcher
+from pylive.stub_code import stub_code_dir
 from pylive.synth import infra_sources, synthesize
 
 DEV_FILE = "dev.json"
 PRELOAD_FILE = "preload.json"
+STUB_PRELOAD_FILE = "preload-stub.json"
+STUB_HANDLER = "stub.handler"
 
 
 @dataclass(frozen=True)
@@ -251,8 +256,12 @@ class LocalDevSession:
 
 
 class _LocalRelay:
-    """The local cloud of the relay path: the WebSocket API with its router, the stubs in a
-    local Lambda host, and the runner's relay client in front of the worker pool."""
+    """The local cloud of the relay path: the WebSocket API with its router, the stubs, and
+    the runner's relay client in front of the worker pool.
+
+    The stubs run like Lambda runs them: each function's stub in worker processes of its own
+    (one per concurrent invocation, warm between invocations) on pylive's interpreter, which
+    has what the stub's bundle has in AWS (websockets, botocore, pylive's protocol)."""
 
     def __init__(
         self, config: AppConfig, pool: WorkerPool, stop: asyncio.Event, console: Console
@@ -261,7 +270,7 @@ class _LocalRelay:
         self.pool = pool
         self.stop = stop
         self.console = console
-        self.host = LambdaHost(region=config.region)
+        self.host = LambdaHost(region=config.region)  # the router
         self.table = MemoryTable()
         self.credentials = {"AKIA" + secrets.token_hex(8).upper(): secrets.token_urlsafe(30)}
         integration = router_integration(self.host)
@@ -269,6 +278,16 @@ class _LocalRelay:
             {"$connect": integration, "$disconnect": integration, "$default": integration},
             credentials=self.credentials,
             stage=config.stage,
+        )
+        self.stubs = WorkerPool(
+            Path(sys.executable),
+            stub_code_dir(),
+            PoolOptions(
+                region=config.region,
+                output=console.output,
+                events=console.event,
+                preload_file=config.state_dir / STUB_PRELOAD_FILE,
+            ),
         )
         self.site: RelaySite
         self.runner: asyncio.Task[Any]
@@ -282,7 +301,6 @@ class _LocalRelay:
             self.config.region, key, secret,
         )  # fmt: skip
         self.host.add(router_function(self.site, self.table))
-        self.set_functions(manifest, timeout_override)
         endpoint = RelayEndpoint(
             gw.ws_url, gw.connections_url, manifest.app, self.config.stage,
             self.config.region, key, secret,
@@ -294,19 +312,30 @@ class _LocalRelay:
         if connected not in done:
             connected.cancel()
             raise PyliveError("the relay client stopped before it connected")
-        return self.host.invoke
+        await self.stubs.start(self._stubs(manifest, timeout_override))
+        return self.stubs.invoke
 
     def set_functions(self, manifest: AppManifest, timeout_override: float | None) -> None:
-        for spec in manifest.functions.values():
-            self.host.add(self._stub(spec, timeout_override))
-            self.host.prewarm(spec.id)
+        self.stubs.set_functions(self._stubs(manifest, timeout_override))
 
-    def _stub(self, spec: FunctionSpec, timeout_override: float | None) -> Any:
-        env = lambda_environment(spec, region=self.config.region, base={})
-        timeout = timeout_override or spec.timeout
-        return stub_function(spec.id, self.site, timeout=timeout, lambda_env=env)
+    def _stubs(self, manifest: AppManifest, timeout_override: float | None) -> list[FunctionSpec]:
+        """Each function as dev mode deploys it: the stub, with the function's settings."""
+        return [
+            dataclasses.replace(
+                spec,
+                handler=STUB_HANDLER,
+                code_dir=str(stub_code_dir()),
+                timeout=timeout_override or spec.timeout,
+                environment={
+                    **spec.environment,
+                    **stub_environment(spec.id, self.site),
+                },
+            )
+            for spec in manifest.functions.values()
+        ]
 
     async def close(self) -> None:
+        await self.stubs.close()
         self.host.close()
         await self.gateway.stop()
 

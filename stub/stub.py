@@ -294,7 +294,7 @@ def handler(event: Any, context: Any) -> Any:
             invoked_function_arn=str(context.invoked_function_arn),
             trace_id=environ.get("_X_AMZN_TRACE_ID"),
             client_context=_as_dict(getattr(context, "client_context", None)),
-            identity=_as_dict(getattr(context, "identity", None)),
+            identity=_identity(getattr(context, "identity", None)),
         ),
         environment=protocol.strip_credentials(environ),
         reply_to=conn.connection_id,
@@ -365,10 +365,25 @@ def _remote_error(error: protocol.Error) -> Exception:
     return cls(error.error_message)
 
 
+def _identity(identity: Any) -> dict[str, Any] | None:
+    """The Cognito identity in the shape Lambda passes it to a runtime."""
+    fields = {
+        "cognitoIdentityId": getattr(identity, "cognito_identity_id", None),
+        "cognitoIdentityPoolId": getattr(identity, "cognito_identity_pool_id", None),
+    }
+    return {k: v for k, v in fields.items() if v is not None} or None
+
+
 def _as_dict(value: Any) -> dict[str, Any] | None:
+    """A context object (the runtime's are ``__slots__`` classes) as a plain dict."""
     if value is None:
         return None
     if isinstance(value, dict):
         return value
-    fields = {k: v for k, v in vars(value).items() if not k.startswith("_") and v is not None}
+    names = getattr(type(value), "__slots__", None) or list(getattr(value, "__dict__", {}))
+    fields = {}
+    for name in names:
+        field = getattr(value, name, None)
+        if not name.startswith("_") and field is not None:
+            fields[name] = _as_dict(field) if hasattr(field, "__slots__") else field
     return fields or None

@@ -291,6 +291,18 @@ def router_function(site: RelaySite, table: Any) -> LambdaFunction:
     )  # fmt: skip
 
 
+def stub_environment(function_id: str, site: RelaySite) -> dict[str, str]:
+    """What the stub of ``function_id`` needs to reach the local relay (see stub/stub.py)."""
+    return {
+        **_credentials(site),
+        "PYLIVE_RELAY_URL": site.ws_url,
+        "PYLIVE_CALLBACK_URL": site.connections_url,
+        "PYLIVE_APP": site.app,
+        "PYLIVE_STAGE": site.stage,
+        "PYLIVE_FUNCTION_ID": function_id,
+    }
+
+
 def stub_function(
     name: str,
     site: RelaySite,
@@ -301,16 +313,7 @@ def stub_function(
 ) -> LambdaFunction:
     """The stub deployed for function ``name``; ``lambda_env`` is what Lambda would set
     (reserved variables and the function's own environment)."""
-    environment = {
-        **lambda_env,
-        **_credentials(site),
-        "PYLIVE_RELAY_URL": site.ws_url,
-        "PYLIVE_CALLBACK_URL": site.connections_url,
-        "PYLIVE_APP": site.app,
-        "PYLIVE_STAGE": site.stage,
-        "PYLIVE_FUNCTION_ID": name,
-        "_HANDLER": "stub.handler",
-    }
+    environment = {**lambda_env, **stub_environment(name, site), "_HANDLER": "stub.handler"}
     if ack_timeout is not None:
         environment["PYLIVE_ACK_TIMEOUT"] = str(ack_timeout)
     return LambdaFunction(

@@ -179,3 +179,23 @@ def test_an_acked_invocation_without_answer_times_out_before_the_deadline() -> N
             assert 0.8 <= took < 1.0
 
     run(scenario())
+
+
+def test_context_objects_travel_in_the_runtimes_wire_shape() -> None:
+    """The runtime's context objects are __slots__ classes: the stub must read them as such."""
+    import importlib.util
+
+    from pylive.runtime.worker_main import LambdaContext
+    from pylive.stub_code import stub_code_dir
+
+    spec = importlib.util.spec_from_file_location("stub_shapes", stub_code_dir() / "stub.py")
+    assert spec and spec.loader
+    stub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stub)
+    identity = {"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}
+    client_context = {"custom": {"k": "v"}, "env": {"e": "1"}, "client": {"app_title": "t"}}
+    context = LambdaContext("r", dict(client_context), identity, 0, "arn")
+    assert stub._identity(context.identity) == identity
+    assert stub._as_dict(context.client_context) == client_context
+    empty = LambdaContext("r", None, None, 0, "arn")
+    assert stub._identity(empty.identity) is None and stub._as_dict(empty.client_context) is None
