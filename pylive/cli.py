@@ -88,17 +88,33 @@ def dev(
     no_watch: bool,
     relay: bool,
 ) -> None:
-    """Run the app with hot reload: every save is served by the new code at once."""
+    """Run the app with hot reload: every save is served by the new code at once.
+
+    Without --local: deploy the stage's relay and the functions as stubs to AWS, then run
+    every real invocation here. With --local: no AWS at all; the app's HTTP API on localhost.
+    """
     from pylive.config import load_config
     from pylive.console import Console
     from pylive.dev import DevOptions, LocalDevSession, run_event_loop
-    from pylive.errors import UsageError
 
-    if not local:
-        raise UsageError(
-            "live development against AWS is not available yet; run `pylive dev --local`"
-        )
     config = load_config(stage=stage)
+    if not local:
+        from pylive.aws_account import CredentialsError
+        from pylive.live import LiveDevSession
+
+        live = LiveDevSession(
+            config,
+            Console(),
+            watch=not no_watch,
+            debug_port=debug_port if (debug or debug_wait) else None,
+        )
+        try:
+            run_event_loop(live.run)
+        except CredentialsError as exc:
+            raise CredentialsError(
+                f"{exc}; or run `pylive dev --local` to develop without AWS"
+            ) from None
+        return
     options = DevOptions(
         host=host,
         port=port,

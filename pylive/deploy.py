@@ -22,7 +22,7 @@ from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError, UsageError
-from pylive.synth import stage_id, synthesize_assembly, validate_stage
+from pylive.synth import DEBUG_STACK_ID, stage_id, synthesize_assembly, validate_stage
 from pylive.toolkit_output import ProgressFilter, failure_line, needs_bootstrap
 
 STAGES_DIR = "stages"
@@ -40,6 +40,8 @@ class DeployError(PyliveError):
 class DeployOptions:
     method: str = "change-set"  # how CloudFormation applies changes: "change-set" | "direct"
     concurrency: int = 4  # stacks deployed at once (dependencies are respected)
+    mode: str = "deploy"  # synth mode: "deploy" (real code), "dev" (stubs), "debug" (relay)
+    synth_env: dict[str, str] = field(default_factory=dict)  # e.g. PYLIVE_RELAY for dev mode
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def deploy(
     console.event(f"deploying {config.name} stage {config.stage!r} to {target.describe()}")
     work = stage_dir(config)
     cdk_out = work / "cdk.out"
-    stacks = _synth(config, console, cdk_out, target=target)
+    stacks = _synth(
+        config, console, cdk_out, target=target, mode=options.mode, env=options.synth_env
+    )
     toolkit = _Toolkit(config, target, console, stacks)
     outputs_file = work / "outputs.json"
     outputs_file.unlink(missing_ok=True)
@@ -112,39 +116,57 @@ def remove(
     validate_stage(config.stage)
     target = resolve_target(config.region)
     work = stage_dir(config)
-    cdk_out = work / "cdk.out"
-    stacks = _synth(config, console, cdk_out, target=target)
-    existing = existing_stacks(target, [s.stack_name for s in stacks])
-    stacks = [s for s in stacks if s.stack_name in existing]
-    if not stacks:
+    # The app's stacks, and the debug stack `pylive dev` deployed (when there is one).
+    plans: list[tuple[Path, list[StackArtifact]]] = []
+    for mode, cdk_out in (("deploy", work / "cdk.out"), ("debug", work / "cdk.out-debug")):
+        if mode == "debug" and not existing_stacks(target, [debug_stack_name(config)]):
+            continue
+        stacks = _synth(config, console, cdk_out, target=target, mode=mode)
+        existing = existing_stacks(target, [s.stack_name for s in stacks])
+        plans.append((cdk_out, [s for s in stacks if s.stack_name in existing]))
+    everything = [s for _, stacks in plans for s in stacks]
+    if not everything:
         console.event(
             f"stage {config.stage!r} of {config.name} has no stacks in {target.describe()}"
         )
         return []
-    if not confirm(stacks, target):
+    if not confirm(everything, target):
         return []
     console.event(f"removing {config.name} stage {config.stage!r} from {target.describe()}")
-    toolkit = _Toolkit(config, target, console, stacks)
-    toolkit.run(
-        ["destroy", "--app", str(cdk_out), *(s.display_name for s in stacks), "--force"],
-        "remove",
-    )
+    for cdk_out, stacks in plans:
+        if stacks:
+            toolkit = _Toolkit(config, target, console, stacks)
+            toolkit.run(
+                ["destroy", "--app", str(cdk_out), *(s.display_name for s in stacks), "--force"],
+                "remove",
+            )
     (work / "outputs.json").unlink(missing_ok=True)
-    return stacks
+    return everything
+
+
+def debug_stack_name(config: AppConfig) -> str:
+    """The CloudFormation name of the stage's DebugStack."""
+    return f"{stage_id(config.name, config.stage)}-{DEBUG_STACK_ID}"
 
 
 # -- internals ---------------------------------------------------------------------------------
 
 
 def _synth(
-    config: AppConfig, console: Console, cdk_out: Path, *, target: AwsTarget | None
+    config: AppConfig,
+    console: Console,
+    cdk_out: Path,
+    *,
+    target: AwsTarget | None,
+    mode: str = "deploy",
+    env: dict[str, str] | None = None,
 ) -> list[StackArtifact]:
     stage = stage_id(config.name, config.stage)
     started = time.perf_counter()
-    env = {"CDK_DEFAULT_REGION": config.region}
+    env = {**(env or {}), "CDK_DEFAULT_REGION": config.region}
     if target is not None:
         env["CDK_DEFAULT_ACCOUNT"] = target.account
-    synthesize_assembly(config, cdk_out, mode="deploy", env=env, on_warning=console.warn)
+    synthesize_assembly(config, cdk_out, mode=mode, env=env, on_warning=console.warn)
     stacks = stage_stacks(cdk_out, stage)
     if not stacks:
         raise UsageError(

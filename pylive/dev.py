@@ -180,8 +180,7 @@ class LocalDevSession:
         )
 
     def _infra_files(self) -> set[str]:
-        files = {os.path.realpath(p) for p in infra_sources(self.config)}
-        return files | {os.path.realpath(self.config.root / "pyproject.toml")}
+        return {os.path.realpath(p) for p in infra_sources(self.config)}
 
     def _code_changed(self, paths: set[str]) -> None:
         assert self._pool is not None

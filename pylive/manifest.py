@@ -27,6 +27,7 @@ class FunctionSpec:
     architecture: str = "x86_64"
     environment: dict[str, str] = field(default_factory=dict)
     function_name: str = ""  # the deployed function name, when known; defaults to the id
+    path: str = ""  # construct path below the app's stage ("App/hello"): how stubs name it
 
 
 @dataclass(frozen=True)

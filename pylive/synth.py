@@ -25,7 +25,10 @@ from pylive.config import AppConfig
 from pylive.errors import SynthError, UsageError
 from pylive.manifest import AppManifest
 
-MODES = ("local", "dev", "deploy")
+# local: manifest for local runs; dev: stubs in place of functions; deploy: bundled code;
+# debug: only the stage's DebugStack (the relay that `pylive dev` needs in the account).
+MODES = ("local", "dev", "deploy", "debug")
+DEBUG_STACK_ID = "Debug"  # the DebugStack's id in the stage: stack <app>-<stage>-Debug
 SYNTH_TIMEOUT = 300.0
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "synth.log"

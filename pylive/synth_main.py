@@ -24,6 +24,7 @@ from pylive.errors import PyliveError, SynthError
 from pylive.manifest import AppManifest, FunctionSpec, RouteSpec
 from pylive.synth import (
     CDK_OUT_DIR,
+    DEBUG_STACK_ID,
     ERROR_PREFIX,
     MODES,
     PYLIVE_DIR,
@@ -101,7 +102,12 @@ def synth_app(
         },
     )
     scope = stage_scope(app, config) if staged else app
-    stacks(scope)
+    if mode == "debug":
+        from pylive.constructs.debug_stack import DebugStack
+
+        DebugStack(scope, DEBUG_STACK_ID, app_name=config.name, stage=config.stage)
+    else:
+        stacks(scope)
     if scope is not app:
         _check_stack_names(scope)
     app.synth()
@@ -179,6 +185,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
             memory=fn.memory_size,
             architecture=fn.architecture,
             environment=environment,
+            path=fn.path,
         )
 
     routes: list[RouteSpec] = []

@@ -141,11 +141,6 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
     assert "--debug" in pylive("dev", "--help", cwd=tmp_path).stdout
 
 
-def test_dev_without_local_says_what_to_do(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text("[tool.pylive]\nname = 'x'\n")
-    assert_one_line_error(pylive("dev", cwd=tmp_path), 2, "pylive dev --local")
-
-
 def test_init_creates_a_runnable_app_and_refuses_to_overwrite(tmp_path: Path) -> None:
     result = pylive("init", "my-app", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -241,9 +241,16 @@ class Function(Construct):
             "PYLIVE_CALLBACK_URL": relay.callback_url,
             "PYLIVE_APP": relay.app,
             "PYLIVE_STAGE": relay.stage,
-            "PYLIVE_FUNCTION_ID": self.node.path,
+            "PYLIVE_FUNCTION_ID": self.path,
             "PYLIVE_HANDLER": self.handler,
         }
+
+    @property
+    def path(self) -> str:
+        """The construct path below the app's stage, the same in every mode ("App/hello")."""
+        stage = cdk.Stage.of(self)
+        prefix = f"{stage.node.path}/" if stage is not None and stage.node.path else ""
+        return self.node.path.removeprefix(prefix)
 
     def _grant_relay(self, relay: RelaySettings) -> None:
         """Only what the stub does: connect to the relay, post to connections on its stage."""

@@ -49,7 +49,7 @@ def test_dev_mode_deploys_the_stub(dev_stack: cdk.Stack, tmp_path: Path) -> None
                     "PYLIVE_CALLBACK_URL": RELAY["callback_url"],
                     "PYLIVE_APP": "shop",
                     "PYLIVE_STAGE": "ada",
-                    "PYLIVE_FUNCTION_ID": fn.node.path,
+                    "PYLIVE_FUNCTION_ID": "Test/orders",
                     "PYLIVE_HANDLER": "functions/orders.handler",
                 }
             },

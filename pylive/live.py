@@ -1,0 +1,231 @@
+"""`pylive dev` against AWS: the stage's functions are deployed as stubs, and every real
+invocation runs here, in the same warm, hot-reloading workers as `pylive dev --local`.
+
+1. Deploy the stage's DebugStack (the relay: WebSocket API, router, tables), read its outputs.
+2. Deploy the app in dev mode: each function's stub, with the relay's address.
+3. Connect the runner to the relay with the developer's credentials and serve invocations
+   until Ctrl-C; the relay client reconnects (with backoff) after sleep or network loss.
+
+The AWS side sits behind :class:`Deployer`, so the whole session also runs against the local
+WebSocket emulator (tests do exactly that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from pylive.config import AppConfig
+from pylive.console import Console
+from pylive.errors import PyliveError
+from pylive.manifest import AppManifest
+from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.runtime.relay import RelayClient, RelayEndpoint
+from pylive.runtime.reload import ReloadWatcher
+from pylive.synth import infra_sources, synthesize
+
+PRELOAD_FILE = "preload.json"
+
+
+@dataclass(frozen=True)
+class Relay:
+    """The deployed relay of one app and stage (the DebugStack's outputs)."""
+
+    app: str
+    stage: str
+    api_id: str
+    relay_url: str
+    callback_url: str
+
+
+@dataclass(frozen=True)
+class RunnerCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+class Deployer(Protocol):
+    def deploy_relay(self) -> Relay: ...
+
+    def deploy_stubs(self, relay: Relay) -> None: ...
+
+    def credentials(self) -> RunnerCredentials: ...
+
+
+class AwsDeployer:
+    """The real thing: CloudFormation through `pylive deploy`'s code path."""
+
+    def __init__(self, config: AppConfig, console: Console) -> None:
+        self.config = config
+        self.console = console
+
+    def deploy_relay(self) -> Relay:
+        from pylive.deploy import DeployOptions, debug_stack_name, deploy
+
+        result = deploy(self.config, self.console, DeployOptions(mode="debug"))
+        outputs = result.outputs.get(debug_stack_name(self.config), {})
+        missing = [k for k in ("ApiId", "WebSocketUrl", "CallbackUrl") if k not in outputs]
+        if missing:
+            raise PyliveError(
+                f"the debug stack {debug_stack_name(self.config)} has no output(s) "
+                f"{', '.join(missing)}; run `pylive remove --stage {self.config.stage}` and retry"
+            )
+        return Relay(
+            app=self.config.name,
+            stage=self.config.stage,
+            api_id=outputs["ApiId"],
+            relay_url=outputs["WebSocketUrl"],
+            callback_url=outputs["CallbackUrl"],
+        )
+
+    def deploy_stubs(self, relay: Relay) -> None:
+        from pylive.deploy import DeployOptions, deploy
+
+        options = DeployOptions(mode="dev", synth_env={"PYLIVE_RELAY": json.dumps(asdict(relay))})
+        deploy(self.config, self.console, options)
+
+    def credentials(self) -> RunnerCredentials:
+        from pylive.aws_account import checked_session
+
+        frozen = checked_session(self.config.region).get_credentials().get_frozen_credentials()
+        return RunnerCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+class _ByPath:
+    """The pool, addressed by the construct paths the deployed stubs send."""
+
+    def __init__(self, pool: WorkerPool, manifest: AppManifest) -> None:
+        self.pool = pool
+        self.update(manifest)
+
+    def update(self, manifest: AppManifest) -> None:
+        self.ids = {spec.path: spec.id for spec in manifest.functions.values() if spec.path}
+
+    async def invoke(self, function_id: str, event: bytes, **kwargs: Any) -> InvokeResult:
+        return await self.pool.invoke(self.ids.get(function_id, function_id), event, **kwargs)
+
+
+class LiveDevSession:
+    def __init__(
+        self,
+        config: AppConfig,
+        console: Console,
+        *,
+        deployer: Deployer | None = None,
+        watch: bool = True,
+        debug_port: int | None = None,
+    ) -> None:
+        self.config = config
+        self.console = console
+        self.deployer = deployer or AwsDeployer(config, console)
+        self.watch = watch
+        self.debug_port = debug_port
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.relay: Relay | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        started = time.perf_counter()
+        credentials = await asyncio.to_thread(self.deployer.credentials)
+        self.console.event(f"deploying the relay for stage {self.config.stage!r}")
+        relay = self.relay = await asyncio.to_thread(self.deployer.deploy_relay)
+        self.console.event("deploying the stubs (every invocation will run here)")
+        await asyncio.to_thread(self.deployer.deploy_stubs, relay)
+        manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
+        pool = WorkerPool(
+            self.config.python,
+            self.config.root,
+            PoolOptions(
+                region=self.config.region,
+                output=self.console.output,
+                events=self.console.event,
+                debug_port=self.debug_port,
+                timeout_override=900.0 if self.debug_port is not None else None,
+                preload_file=self.config.state_dir / PRELOAD_FILE,
+            ),
+        )
+        invoker = _ByPath(pool, manifest)
+        endpoint = RelayEndpoint(
+            relay.relay_url,
+            relay.callback_url,
+            relay.app,
+            relay.stage,
+            self.config.region,
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.session_token,
+        )
+        client = RelayClient(endpoint, invoker, stop=self.stop, log=self.console.event)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await pool.start(manifest.functions.values())
+            runner = asyncio.create_task(client.run())
+            tasks.append(runner)
+            connected = asyncio.create_task(client.connected.wait())
+            done, _ = await asyncio.wait({connected, runner}, return_when="FIRST_COMPLETED")
+            if connected not in done:
+                connected.cancel()
+                raise PyliveError(f"could not connect to the relay at {relay.relay_url}")
+            if self.watch:
+                tasks.append(asyncio.create_task(self._watcher(pool, invoker).run()))
+            took = time.perf_counter() - started
+            self.console.info(
+                f"pylive dev: {manifest.app} stage {relay.stage!r} is live; invocations of "
+                f"{len(manifest.functions)} function(s) run here (ready in {took:.1f} s)"
+            )
+            self.console.info("Press Ctrl-C to stop (the stubs then answer that no runner is on).")
+            self.ready.set()
+            stopper = asyncio.create_task(self.stop.wait())
+            await asyncio.wait([stopper, runner], return_when="FIRST_COMPLETED")
+            stopper.cancel()
+            if runner.done() and runner.result() == "replaced":
+                self.console.event("another `pylive dev` took over this stage; stopping")
+        finally:
+            self.stop.set()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await pool.close()
+            self.console.event("stopped")
+
+    def _watcher(self, pool: WorkerPool, invoker: _ByPath) -> ReloadWatcher:
+        def code_changed(paths: set[str]) -> None:
+            affected = pool.affected_by(paths)
+            if affected:
+                pool.reload(affected)
+
+        async def infra_changed() -> None:
+            try:
+                manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
+            except PyliveError as exc:
+                self.console.warn(f"{exc} (still serving the previous functions)")
+                return
+            pool.set_functions(manifest.functions.values())
+            invoker.update(manifest)
+            self.console.warn(
+                "the stacks changed: functions run with the new settings here; restart "
+                "`pylive dev` to deploy new functions or routes"
+            )
+
+        def infra_files() -> set[str]:
+            return {os.path.realpath(p) for p in infra_sources(self.config)}
+
+        return ReloadWatcher(
+            self.config.root,
+            infra_files=infra_files,
+            on_code=code_changed,
+            on_infra=infra_changed,
+            stop=self.stop,
+        )

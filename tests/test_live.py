@@ -1,0 +1,118 @@
+"""`pylive dev` against AWS: the same session code, with the AWS side (CloudFormation) stood in
+for by the local WebSocket API and router; the stub is the one deployed in dev mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apphelpers import create_app, pylive_cmd
+
+from pylive.config import load_config
+from pylive.console import Console
+from pylive.live import LiveDevSession, Relay, RunnerCredentials
+from pylive.local.lambda_host import (
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+    stub_function,
+)
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+from pylive.synth import synthesize
+
+pytestmark = pytest.mark.slow
+
+
+class LocalAccount:
+    """Plays the AWS account: the relay is the local WebSocket API with the real router."""
+
+    def __init__(self, app: str, stage: str) -> None:
+        self.key, self.secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_hex(20)
+        self.app, self.stage = app, stage
+        self.host = LambdaHost()
+        integration = router_integration(self.host)
+        self.gateway = WebSocketGateway(
+            {"$connect": integration, "$disconnect": integration, "$default": integration},
+            credentials={self.key: self.secret},
+            stage=stage,
+        )
+        self.deployed: list[Relay] = []
+
+    def site(self) -> RelaySite:
+        gw = self.gateway
+        return RelaySite(
+            gw.ws_url, gw.connections_url, self.app, self.stage, "us-east-1", self.key, self.secret
+        )
+
+    # -- the Deployer protocol -----------------------------------------------------------
+
+    def credentials(self) -> RunnerCredentials:
+        return RunnerCredentials(self.key, self.secret)
+
+    def deploy_relay(self) -> Relay:
+        self.host.add(router_function(self.site(), MemoryTable()))
+        gw = self.gateway
+        return Relay(self.app, self.stage, "local", gw.ws_url, gw.connections_url)
+
+    def deploy_stubs(self, relay: Relay) -> None:
+        self.deployed.append(relay)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return create_app(tmp_path_factory.mktemp("live") / "shop")
+
+
+def test_invocations_of_deployed_stubs_run_in_local_workers(app: Path) -> None:
+    config = load_config(app)
+    hello = synthesize(config).manifest.functions["hello"]
+    assert hello.path.endswith("/hello")
+
+    async def scenario() -> dict[str, Any]:
+        account = LocalAccount(config.name, config.stage)
+        await account.gateway.start()
+        session = LiveDevSession(config, Console(), deployer=account, watch=False)
+        running = asyncio.create_task(session.run())
+        try:
+            await asyncio.wait_for(session.ready.wait(), 60)
+            assert account.deployed and account.deployed[0].relay_url == account.gateway.ws_url
+            # The stub as dev mode deploys it: it names the function by its construct path.
+            account.host.add(stub_function(hello.path, account.site(), timeout=10, lambda_env={}))
+            event = {"queryStringParameters": {"name": "Live"}}
+            value: dict[str, Any] = await account.host.invoke_value(hello.path, event)
+            return value
+        finally:
+            session.stop.set()
+            await asyncio.wait_for(running, 30)
+            account.host.close()
+            await account.gateway.stop()
+
+    response = asyncio.run(scenario())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["message"] == "Hello, Live!"
+
+
+def test_without_credentials_it_says_so_and_points_at_local(app: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    result = subprocess.run(
+        pylive_cmd("dev"), cwd=app, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 6, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no AWS credentials found" in lines[0], result.stderr
+    assert "pylive dev --local" in lines[0]
