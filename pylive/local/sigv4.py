@@ -17,6 +17,7 @@ whose message says what did not match; callers answer 403.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,6 @@ SERVICE = "execute-api"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 Headers = Sequence[tuple[str, str]]
@@ -219,12 +219,20 @@ def _compare(
     string_to_sign = "\n".join(
         [ALGORITHM, amz_date, scope.text(), hashlib.sha256(canonical.encode()).hexdigest()]
     )
-    key = f"AWS4{secret}".encode()
-    for part in (scope.date, scope.region, scope.service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    key = _signing_key(secret, scope.date, scope.region, scope.service)
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise SignatureError("the signature does not match the request")
+
+
+@functools.lru_cache(maxsize=64)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's derived key: the same for a whole day, so derived once (four HMACs saved on
+    every request the emulator checks)."""
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 def _check_algorithm(algorithm: str) -> None:
@@ -233,8 +241,15 @@ def _check_algorithm(algorithm: str) -> None:
 
 
 def _parse_date(value: str) -> datetime:
+    # Sliced by hand: strptime costs more than the rest of a signature check.
     try:
-        return datetime.strptime(value, _DATE_FORMAT).replace(tzinfo=UTC)
+        digits = value[0:8] + value[9:15]
+        if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not digits.isdigit():
+            raise ValueError(value)
+        return datetime(
+            int(value[0:4]), int(value[4:6]), int(value[6:8]),
+            int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=UTC,
+        )  # fmt: skip
     except ValueError:
         raise SignatureError(
             f"X-Amz-Date {value[:40]!r} is not in the form 20240101T000000Z"
