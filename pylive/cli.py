@@ -70,6 +70,12 @@ def init(directory: Path, template: str, name: str | None) -> None:
 @click.option("--debug-wait", is_flag=True, help="With --debug: wait for the debugger to attach.")
 @click.option("--no-watch", is_flag=True, help="Do not reload on file changes.")
 @click.option(
+    "--assume-role",
+    is_flag=True,
+    help="Without --local: run each function with its own execution role's credentials "
+    "(assumed with yours) instead of your credentials, so missing permissions show here.",
+)
+@click.option(
     "--relay/--direct",
     default=False,
     show_default=True,
@@ -86,6 +92,7 @@ def dev(
     debug_port: int,
     debug_wait: bool,
     no_watch: bool,
+    assume_role: bool,
     relay: bool,
 ) -> None:
     """Run the app with hot reload: every save is served by the new code at once.
@@ -107,6 +114,7 @@ def dev(
             Console(),
             watch=not no_watch,
             debug_port=debug_port if (debug or debug_wait) else None,
+            assume_role=assume_role,
         )
         try:
             run_event_loop(live.run)

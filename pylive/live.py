@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from pylive import protocol
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
@@ -112,6 +114,68 @@ class _ByPath:
         return await self.pool.invoke(self.ids.get(function_id, function_id), event, **kwargs)
 
 
+class RoleAssumer:
+    """`--assume-role`: each function runs with its own execution role's credentials
+    (assumed with the developer's, renewed before they expire), so a missing permission fails
+    here as it would in Lambda. Role credentials only ever live in the workers' environment."""
+
+    RENEW_BEFORE_S = 300
+    DURATION_S = 3600
+
+    def __init__(self, region: str, pool: WorkerPool, invoker: _ByPath) -> None:
+        self.region = region
+        self.pool = pool
+        self.invoker = invoker
+        self._cache: dict[str, tuple[dict[str, str], float]] = {}
+        self._applied: dict[str, str] = {}  # function id -> the access key its workers have
+        self._lock = asyncio.Lock()
+
+    def reset(self) -> None:
+        """The functions were replaced (new settings): apply credentials again."""
+        self._applied.clear()
+
+    async def prepare(self, invoke: protocol.Invoke) -> None:
+        role = invoke.environment.get(protocol.ROLE_ARN_VARIABLE)
+        if not role:
+            return
+        function_id = self.invoker.ids.get(invoke.function_id, invoke.function_id)
+        async with self._lock:
+            credentials = await asyncio.to_thread(self._credentials, role)
+            if self._applied.get(function_id) == credentials["AWS_ACCESS_KEY_ID"]:
+                return
+            specs = []
+            for spec in (self.pool.spec(i) for i in self.pool.function_ids):
+                if spec.id == function_id:
+                    spec = dataclasses.replace(
+                        spec, environment={**spec.environment, **credentials}
+                    )
+                specs.append(spec)
+            self.pool.set_functions(specs)  # its workers restart with the role's credentials
+            self._applied[function_id] = credentials["AWS_ACCESS_KEY_ID"]
+
+    def _credentials(self, role: str) -> dict[str, str]:
+        cached = self._cache.get(role)
+        if cached is not None and cached[1] - time.time() > self.RENEW_BEFORE_S:
+            return cached[0]
+        from pylive.aws_account import checked_session
+
+        sts = checked_session(self.region).client("sts")
+        try:
+            answer = sts.assume_role(
+                RoleArn=role, RoleSessionName="pylive-dev", DurationSeconds=self.DURATION_S
+            )
+        except Exception as exc:
+            raise PyliveError(f"cannot assume {role} (--assume-role): {exc}") from None
+        issued = answer["Credentials"]
+        credentials = {
+            "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": issued["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": issued["SessionToken"],
+        }
+        self._cache[role] = (credentials, issued["Expiration"].timestamp())
+        return credentials
+
+
 class LiveDevSession:
     def __init__(
         self,
@@ -121,12 +185,14 @@ class LiveDevSession:
         deployer: Deployer | None = None,
         watch: bool = True,
         debug_port: int | None = None,
+        assume_role: bool = False,
     ) -> None:
         self.config = config
         self.console = console
         self.deployer = deployer or AwsDeployer(config, console)
         self.watch = watch
         self.debug_port = debug_port
+        self.assume_role = assume_role
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.relay: Relay | None = None
@@ -166,7 +232,14 @@ class LiveDevSession:
             credentials.secret_access_key,
             credentials.session_token,
         )
-        client = RelayClient(endpoint, invoker, stop=self.stop, log=self.console.event)
+        assumer = RoleAssumer(self.config.region, pool, invoker) if self.assume_role else None
+        client = RelayClient(
+            endpoint,
+            invoker,
+            stop=self.stop,
+            log=self.console.event,
+            prepare=assumer.prepare if assumer is not None else None,
+        )
         tasks: list[asyncio.Task[Any]] = []
         try:
             await pool.start(manifest.functions.values())
@@ -178,7 +251,7 @@ class LiveDevSession:
                 connected.cancel()
                 raise PyliveError(f"could not connect to the relay at {relay.relay_url}")
             if self.watch:
-                tasks.append(asyncio.create_task(self._watcher(pool, invoker).run()))
+                tasks.append(asyncio.create_task(self._watcher(pool, invoker, assumer).run()))
             took = time.perf_counter() - started
             self.console.info(
                 f"pylive dev: {manifest.app} stage {relay.stage!r} is live; invocations of "
@@ -200,7 +273,9 @@ class LiveDevSession:
             await pool.close()
             self.console.event("stopped")
 
-    def _watcher(self, pool: WorkerPool, invoker: _ByPath) -> ReloadWatcher:
+    def _watcher(
+        self, pool: WorkerPool, invoker: _ByPath, assumer: RoleAssumer | None
+    ) -> ReloadWatcher:
         def code_changed(paths: set[str]) -> None:
             affected = pool.affected_by(paths)
             if affected:
@@ -214,6 +289,8 @@ class LiveDevSession:
                 return
             pool.set_functions(manifest.functions.values())
             invoker.update(manifest)
+            if assumer is not None:
+                assumer.reset()
             self.console.warn(
                 "the stacks changed: functions run with the new settings here; restart "
                 "`pylive dev` to deploy new functions or routes"

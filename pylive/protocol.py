@@ -44,6 +44,11 @@ CREDENTIAL_VARIABLES = frozenset(
 Json: TypeAlias = Any
 
 
+# In an Invoke's environment: the function's execution role, which `pylive dev --assume-role`
+# runs the function with (dev-mode stacks let the account assume it).
+ROLE_ARN_VARIABLE = "PYLIVE_ROLE_ARN"
+
+
 class ProtocolError(ValueError):
     """A frame or chunk that is not a valid relay message; the message says what is wrong."""
 

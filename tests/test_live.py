@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,51 @@ def test_without_credentials_it_says_so_and_points_at_local(app: Path, tmp_path:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no AWS credentials found" in lines[0], result.stderr
     assert "pylive dev --local" in lines[0]
+
+
+def test_assume_role_runs_the_function_with_its_execution_role(
+    tmp_path: Path, moto_env: dict[str, str]
+) -> None:
+    """The credentials come from STS (moto): the function sees the role, not the developer."""
+    import boto3
+
+    from pylive import protocol
+    from pylive.live import RoleAssumer, _ByPath
+    from pylive.manifest import AppManifest, FunctionSpec
+    from pylive.runtime.pool import PoolOptions, WorkerPool
+
+    role = boto3.client("iam").create_role(
+        RoleName="orders-dev", AssumeRolePolicyDocument=json.dumps({"Statement": []})
+    )["Role"]["Arn"]
+    (tmp_path / "whoami.py").write_text(
+        "import boto3\n"
+        "def handler(event, context):\n"
+        "    return boto3.client('sts').get_caller_identity()['Arn']\n"
+    )
+    spec = FunctionSpec(id="orders", handler="whoami.handler", code_dir=str(tmp_path), timeout=30,
+                        path="App/orders")  # fmt: skip
+    manifest = AppManifest(app="shop", functions={"orders": spec}, routes=[])
+
+    async def scenario() -> tuple[str, str]:
+        pool = WorkerPool(Path(sys.executable), tmp_path, PoolOptions(base_env=moto_env))
+        await pool.start([spec])
+        try:
+            invoker = _ByPath(pool, manifest)
+            before = json.loads((await invoker.invoke("App/orders", b"{}")).body)
+            invoke = protocol.Invoke(
+                request_id="r1",
+                function_id="App/orders",
+                deadline_ms=0,
+                event={},
+                context=protocol.InvokeContext(invoked_function_arn="arn"),
+                environment={protocol.ROLE_ARN_VARIABLE: role},
+            )
+            await RoleAssumer("us-east-1", pool, invoker).prepare(invoke)
+            after = json.loads((await invoker.invoke("App/orders", b"{}")).body)
+            return before, after
+        finally:
+            await pool.close()
+
+    before, after = asyncio.run(scenario())
+    assert ":assumed-role/" not in before
+    assert after.endswith(":assumed-role/orders-dev/pylive-dev")

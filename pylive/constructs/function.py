@@ -18,6 +18,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from pylive import protocol
+
 if TYPE_CHECKING:
     from pylive.constructs.network import Network
 
@@ -273,6 +275,17 @@ class Function(Construct):
                 resources=[api_arn("POST/@connections/*")],
             )
         )
+        # `pylive dev --assume-role` runs the function locally with this role's permissions:
+        # principals of this account (with sts:AssumeRole on it) may assume it in dev mode.
+        role = self.function.role
+        if isinstance(role, iam.Role) and role.assume_role_policy is not None:
+            role.assume_role_policy.add_statements(
+                iam.PolicyStatement(
+                    actions=["sts:AssumeRole"], principals=[iam.AccountRootPrincipal()]
+                )
+            )
+        if role is not None:
+            self.function.add_environment(protocol.ROLE_ARN_VARIABLE, role.role_arn)
 
     def add_environment(self, key: str, value: str) -> Function:
         """Set an environment variable on the deployed function and in local runs."""

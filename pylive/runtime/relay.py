@@ -95,9 +95,11 @@ class RelayClient:
         log: Callable[[str], None],
         ack_after: float = ACK_AFTER_S,
         keepalive: float = KEEPALIVE_S,
+        prepare: Callable[[protocol.Invoke], Awaitable[None]] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.invoker = invoker
+        self.prepare = prepare  # runs before each invocation (e.g. assumes its role)
         self.stop = stop
         self.log = log
         self.ack_after = ack_after
@@ -208,17 +210,7 @@ class RelayClient:
         if reply_to is None:
             self.log(f"invoke {invoke.request_id} names no connection to answer (dropped)")
             return
-        context = invoke.context
-        running = asyncio.ensure_future(
-            self.invoker.invoke(
-                invoke.function_id,
-                orjson.dumps(invoke.event),
-                request_id=invoke.request_id,
-                client_context=context.client_context,
-                identity=context.identity,
-                trace_id=context.trace_id,
-            )
-        )
+        running = asyncio.ensure_future(self._run(invoke))
         loop = asyncio.get_running_loop()
         ack = loop.call_later(self.ack_after, self._ack, running, reply_to, invoke.request_id)
         try:
@@ -230,6 +222,19 @@ class RelayClient:
         finally:
             ack.cancel()
         await self._answer(reply_to, _answer(invoke.request_id, result))
+
+    async def _run(self, invoke: protocol.Invoke) -> InvokeResult:
+        if self.prepare is not None:
+            await self.prepare(invoke)
+        context = invoke.context
+        return await self.invoker.invoke(
+            invoke.function_id,
+            orjson.dumps(invoke.event),
+            request_id=invoke.request_id,
+            client_context=context.client_context,
+            identity=context.identity,
+            trace_id=context.trace_id,
+        )
 
     def _ack(self, running: asyncio.Future[Any], reply_to: str, request_id: str) -> None:
         if not running.done():

@@ -127,3 +127,36 @@ def test_dev_mode_without_relay_settings_says_what_provides_them(
     stack = make_stack("dev")
     with pytest.raises(ValueError, match="`pylive dev` provides them"):
         Function(stack, "orders", handler="functions/orders.handler")
+
+
+def test_dev_mode_lets_the_account_assume_the_role(dev_stack: cdk.Stack) -> None:
+    """For `pylive dev --assume-role`: the runner runs the function with its own role."""
+    Function(dev_stack, "orders", handler="functions/orders.handler")
+    template = Template.from_stack(dev_stack)
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "sts:AssumeRole",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                            }
+                        ),
+                        Match.object_like(
+                            {
+                                "Action": "sts:AssumeRole",
+                                "Principal": {"AWS": Match.any_value()},
+                            }
+                        ),
+                    ]
+                )
+            }
+        },
+    )
+    variables = next(iter(template.find_resources("AWS::Lambda::Function").values()))["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert variables["PYLIVE_ROLE_ARN"]["Fn::GetAtt"][1] == "Arn"
