@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -30,15 +29,10 @@ from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.local.http_server import HttpApi, HttpApiApp, Invoke, bind
 from pylive.local.lambda_host import (
-    LambdaHost,
-    RelaySite,
-    router_function,
-    router_integration,
     stub_environment,
 )
+from pylive.local.relay_api import LocalRelayApi
 from pylive.local.routes import RouteTable
-from pylive.local.store import MemoryTable
-from pylive.local.ws_gateway import WebSocketGateway
 from pylive.manifest import AppManifest, FunctionSpec
 from pylive.runtime.pool import PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient, RelayEndpoint
@@ -233,7 +227,7 @@ class LocalDevSession:
             "path": "direct" if self._relay is None else "relay",
         }
         if self._relay is not None:
-            site = self._relay.site
+            site = self._relay.api.site
             data.update(
                 ws_url=site.ws_url,
                 connections_url=site.connections_url,
@@ -269,15 +263,7 @@ class _LocalRelay:
         self.pool = pool
         self.stop = stop
         self.console = console
-        self.host = LambdaHost(region=config.region)  # the router
-        self.table = MemoryTable()
-        self.credentials = {"AKIA" + secrets.token_hex(8).upper(): secrets.token_urlsafe(30)}
-        integration = router_integration(self.host)
-        self.gateway = WebSocketGateway(
-            {"$connect": integration, "$disconnect": integration, "$default": integration},
-            credentials=self.credentials,
-            stage=config.stage,
-        )
+        self.api = LocalRelayApi(app=config.name, stage=config.stage, region=config.region)
         self.stubs = WorkerPool(
             Path(sys.executable),
             stub_code_dir(),
@@ -288,21 +274,14 @@ class _LocalRelay:
                 preload_file=config.state_dir / STUB_PRELOAD_FILE,
             ),
         )
-        self.site: RelaySite
         self.runner: asyncio.Task[Any]
 
     async def start(self, manifest: AppManifest, *, timeout_override: float | None) -> Invoke:
-        await self.gateway.start()
-        ((key, secret),) = self.credentials.items()
-        gw = self.gateway
-        self.site = RelaySite(
-            gw.ws_url, gw.connections_url, manifest.app, self.config.stage,
-            self.config.region, key, secret,
-        )  # fmt: skip
-        self.host.add(router_function(self.site, self.table))
+        await self.api.start()
+        site = self.api.site
         endpoint = RelayEndpoint(
-            gw.ws_url, gw.connections_url, manifest.app, self.config.stage,
-            self.config.region, key, secret,
+            site.ws_url, site.connections_url, site.app, site.stage, site.region,
+            site.access_key_id, site.secret_access_key,
         )  # fmt: skip
         client = RelayClient(endpoint, self.pool, stop=self.stop, log=self.console.event)
         self.runner = asyncio.create_task(client.run())
@@ -327,7 +306,7 @@ class _LocalRelay:
                 timeout=timeout_override or spec.timeout,
                 environment={
                     **spec.environment,
-                    **stub_environment(spec.id, self.site),
+                    **stub_environment(spec.id, self.api.site),
                 },
             )
             for spec in manifest.functions.values()
@@ -335,8 +314,7 @@ class _LocalRelay:
 
     async def close(self) -> None:
         await self.stubs.close()
-        self.host.close()
-        await self.gateway.stop()
+        await self.api.stop()
 
 
 async def _finish(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:

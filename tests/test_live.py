@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,8 @@ from apphelpers import create_app, pylive_cmd
 from pylive.config import load_config
 from pylive.console import Console
 from pylive.live import LiveDevSession, Relay, RunnerCredentials
-from pylive.local.lambda_host import (
-    LambdaHost,
-    RelaySite,
-    router_function,
-    router_integration,
-    stub_function,
-)
-from pylive.local.store import MemoryTable
-from pylive.local.ws_gateway import WebSocketGateway
+from pylive.local.lambda_host import stub_function
+from pylive.local.relay_api import LocalRelayApi
 from pylive.synth import synthesize
 
 pytestmark = pytest.mark.slow
@@ -36,32 +28,17 @@ class LocalAccount:
     """Plays the AWS account: the relay is the local WebSocket API with the real router."""
 
     def __init__(self, app: str, stage: str) -> None:
-        self.key, self.secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_hex(20)
-        self.app, self.stage = app, stage
-        self.host = LambdaHost()
-        integration = router_integration(self.host)
-        self.gateway = WebSocketGateway(
-            {"$connect": integration, "$disconnect": integration, "$default": integration},
-            credentials={self.key: self.secret},
-            stage=stage,
-        )
+        self.api = LocalRelayApi(app=app, stage=stage)
         self.deployed: list[Relay] = []
-
-    def site(self) -> RelaySite:
-        gw = self.gateway
-        return RelaySite(
-            gw.ws_url, gw.connections_url, self.app, self.stage, "us-east-1", self.key, self.secret
-        )
 
     # -- the Deployer protocol -----------------------------------------------------------
 
     def credentials(self) -> RunnerCredentials:
-        return RunnerCredentials(self.key, self.secret)
+        return RunnerCredentials(self.api.access_key_id, self.api.secret_access_key)
 
     def deploy_relay(self) -> Relay:
-        self.host.add(router_function(self.site(), MemoryTable()))
-        gw = self.gateway
-        return Relay(self.app, self.stage, "local", gw.ws_url, gw.connections_url)
+        site = self.api.site
+        return Relay(site.app, site.stage, "local", site.ws_url, site.connections_url)
 
     def deploy_stubs(self, relay: Relay) -> None:
         self.deployed.append(relay)
@@ -79,22 +56,22 @@ def test_invocations_of_deployed_stubs_run_in_local_workers(app: Path) -> None:
 
     async def scenario() -> dict[str, Any]:
         account = LocalAccount(config.name, config.stage)
-        await account.gateway.start()
+        await account.api.start()
         session = LiveDevSession(config, Console(), deployer=account, watch=False)
         running = asyncio.create_task(session.run())
         try:
             await asyncio.wait_for(session.ready.wait(), 60)
-            assert account.deployed and account.deployed[0].relay_url == account.gateway.ws_url
+            assert account.deployed[0].relay_url == account.api.gateway.ws_url
             # The stub as dev mode deploys it: it names the function by its construct path.
-            account.host.add(stub_function(hello.path, account.site(), timeout=10, lambda_env={}))
+            stub = stub_function(hello.path, account.api.site, timeout=10, lambda_env={})
+            account.api.host.add(stub)
             event = {"queryStringParameters": {"name": "Live"}}
-            value: dict[str, Any] = await account.host.invoke_value(hello.path, event)
+            value: dict[str, Any] = await account.api.host.invoke_value(hello.path, event)
             return value
         finally:
             session.stop.set()
             await asyncio.wait_for(running, 30)
-            account.host.close()
-            await account.gateway.stop()
+            await account.api.stop()
 
     response = asyncio.run(scenario())
     assert response["statusCode"] == 200

@@ -1,0 +1,51 @@
+"""The local cloud's DebugStack: the WebSocket API, the router behind it (in the local Lambda
+host, its table in memory) and the only credentials the API accepts (random per instance)."""
+
+from __future__ import annotations
+
+import secrets
+
+from pylive.local.lambda_host import (
+    LambdaHost,
+    RelaySite,
+    router_function,
+    router_integration,
+)
+from pylive.local.store import MemoryTable
+from pylive.local.ws_gateway import WebSocketGateway
+
+
+class LocalRelayApi:
+    def __init__(self, *, app: str, stage: str, region: str = "us-east-1") -> None:
+        self.app, self.stage, self.region = app, stage, region
+        self.access_key_id = "AKIA" + secrets.token_hex(8).upper()
+        self.secret_access_key = secrets.token_urlsafe(30)
+        self.host = LambdaHost(region=region)
+        integration = router_integration(self.host)
+        self.gateway = WebSocketGateway(
+            {"$connect": integration, "$disconnect": integration, "$default": integration},
+            credentials={self.access_key_id: self.secret_access_key},
+            stage=stage,
+        )
+
+    async def start(self) -> None:
+        await self.gateway.start()
+        self.host.add(router_function(self.site, MemoryTable()))
+
+    async def stop(self) -> None:
+        self.host.close()
+        await self.gateway.stop()
+
+    @property
+    def site(self) -> RelaySite:
+        """What the stubs, the router and the runner need to reach this API."""
+        gw = self.gateway
+        return RelaySite(
+            gw.ws_url,
+            gw.connections_url,
+            self.app,
+            self.stage,
+            self.region,
+            self.access_key_id,
+            self.secret_access_key,
+        )
