@@ -67,8 +67,10 @@ class Database(Construct):
       when it leaves the stack: a final snapshot, ``DESTROY`` or ``RETAIN``.
     - ``deletion_protection`` (default ``False``): refuse to delete the cluster.
     - ``backup_retention`` (default ``Duration.days(7)``): automated backups, 1 to 35 days.
-    - ``proxy_debug_logging`` (default ``False``): the proxy's enhanced (debug) logging,
-      which logs SQL statements; for troubleshooting only.
+    - ``proxy_debug_logging`` (default ``True``, as the architecture pylive follows sets
+      it up): the proxy's enhanced logging, detailed connection and SQL logs in CloudWatch
+      (RDS switches it off by itself after 24 hours); pass ``False`` where statements may
+      hold data that must not be logged.
     - ``idle_client_timeout`` (default ``Duration.hours(2)``): the proxy closes client
       connections idle this long.
     - ``max_connections_percent`` (default ``100``): share of the cluster's connection limit
@@ -95,7 +97,7 @@ class Database(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.SNAPSHOT,
         deletion_protection: bool = False,
         backup_retention: cdk.Duration = cdk.Duration.days(7),  # noqa: B008 (immutable)
-        proxy_debug_logging: bool = False,
+        proxy_debug_logging: bool = True,
         idle_client_timeout: cdk.Duration = cdk.Duration.hours(2),  # noqa: B008 (immutable)
         max_connections_percent: int = 100,
     ) -> None:

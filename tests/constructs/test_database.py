@@ -63,7 +63,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         removal_policy=cdk.RemovalPolicy.DESTROY,
         deletion_protection=True,
         backup_retention=cdk.Duration.days(14),
-        proxy_debug_logging=True,
+        proxy_debug_logging=False,
         idle_client_timeout=cdk.Duration.minutes(30),
         max_connections_percent=50,
     )
@@ -198,7 +198,7 @@ def test_proxy_tls_iam_timeout_and_logging(built: Built) -> None:
             "EngineFamily": "MYSQL",
             "RequireTLS": True,
             "IdleClientTimeout": 7200,
-            "DebugLogging": False,
+            "DebugLogging": True,
             "Auth": [
                 {
                     "AuthScheme": "SECRETS",
@@ -397,7 +397,7 @@ def test_knobs_reach_the_template(built: Built) -> None:
     assert props["BackupRetentionPeriod"] == 14
     assert cluster["DeletionPolicy"] == "Delete"
     _, proxy = only(template, "AWS::RDS::DBProxy")
-    assert proxy["Properties"]["DebugLogging"] is True
+    assert proxy["Properties"]["DebugLogging"] is False
     assert proxy["Properties"]["IdleClientTimeout"] == 1800
     assert len(proxy["Properties"]["Auth"]) == 3  # admin + reader + writer
     template.has_resource_properties(
