@@ -35,7 +35,7 @@ from pylive.local.relay_api import LocalRelayApi
 from pylive.local.routes import RouteTable
 from pylive.manifest import AppManifest, FunctionSpec
 from pylive.runtime.pool import PoolOptions, WorkerPool
-from pylive.runtime.relay import RelayClient, RelayEndpoint
+from pylive.runtime.relay import RelayClient
 from pylive.runtime.reload import ReloadWatcher
 from pylive.stub_code import stub_code_dir
 from pylive.synth import infra_sources, synthesize
@@ -278,11 +278,7 @@ class _LocalRelay:
 
     async def start(self, manifest: AppManifest, *, timeout_override: float | None) -> Invoke:
         await self.api.start()
-        site = self.api.site
-        endpoint = RelayEndpoint(
-            site.ws_url, site.connections_url, site.app, site.stage, site.region,
-            site.access_key_id, site.secret_access_key,
-        )  # fmt: skip
+        endpoint = self.api.site
         client = RelayClient(endpoint, self.pool, stop=self.stop, log=self.console.event)
         self.runner = asyncio.create_task(client.run())
         connected = asyncio.create_task(client.connected.wait())

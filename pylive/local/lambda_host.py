@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from pylive.runtime.pool import InvokeResult
+from pylive.runtime.relay import RelayEndpoint
 from pylive.stub_code import stub_code_dir
 
 ModuleSetup = Callable[[ModuleType], None]
@@ -248,17 +249,9 @@ def _ms(started: float) -> float:
 # -- the relay's two functions -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RelaySite:
-    """What the stub and the router need to know about the local relay API."""
-
-    ws_url: str
-    connections_url: str
-    app: str
-    stage: str
-    region: str
-    access_key_id: str
-    secret_access_key: str
+# What the stub and the router need to know about the local relay API: the same as what the
+# runner needs (its address, app, stage, region, and credentials the API accepts).
+RelaySite = RelayEndpoint
 
 
 ROUTER = "pylive-router"

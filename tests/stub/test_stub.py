@@ -45,11 +45,7 @@ class Cloud:
     site: RelaySite
 
     def endpoint(self) -> RelayEndpoint:
-        s = self.site
-        return RelayEndpoint(
-            s.ws_url, s.connections_url, s.app, s.stage, s.region,
-            s.access_key_id, s.secret_access_key,
-        )  # fmt: skip
+        return self.site  # the local API's site is the runner's endpoint
 
     def connections(self) -> ConnectionsClient:
         e = self.endpoint()
