@@ -49,7 +49,7 @@ EXCLUDES = (
 )
 # The part of pylive that runs inside Lambda (stdlib-only apart from its drivers): shipped
 # as a tiny `pylive` package in every bundle whose code imports pylive.
-RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py")
+RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "signing.py")
 STUB_REQUIREMENTS = "websockets>=13\n"
 STUB_SOURCE_DIR = Path(".pylive") / "stub-src"
 _IMPORTS_PYLIVE = re.compile(rb"^\s*(from|import)\s+pylive\b", re.MULTILINE)

@@ -1,8 +1,13 @@
 """The stub: what every function runs in Lambda while its stage is in live development.
 
 Each invocation is relayed to the runner on the developer's machine (``pylive dev``) and its
-answer returned as if the function ran here. Runs on the plain Lambda Python runtime: stdlib,
-boto3/botocore, the bundled ``websockets`` and ``pylive.protocol``, nothing else of pylive.
+answer returned as if the function ran here. Runs on the plain Lambda Python runtime: the stdlib,
+the bundled ``websockets`` (its sans-I/O protocol only) and ``pylive.protocol`` and
+``pylive.signing``, nothing else.
+
+Both connections are driven on the invocation's own thread, with plain blocking sockets: a
+relayed invocation waits on two network round trips, and a reader thread or a generic HTTP
+or AWS client would add more time to each than the round trip itself.
 
 One WebSocket connection per container, opened lazily (SigV4-signed, ``?role=stub``), reused
 by warm invocations and renewed before API Gateway's idle (10 min) and maximum (2 h)
@@ -18,22 +23,24 @@ while a slow invocation runs, 1).
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
+import socket
+import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from pylive import protocol
+from pylive.signing import Signer
 
 # The process environment; a local host gives each container its own mapping.
 environ: Mapping[str, str] = os.environ
@@ -71,11 +78,16 @@ class _Settings:
         self.ack_timeout = float(env.get("PYLIVE_ACK_TIMEOUT") or 2.0)
         self.liveness_interval = float(env.get("PYLIVE_LIVENESS_INTERVAL") or 1.0)
         self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        self.credentials = Credentials(
+        self.signer = Signer(
             env.get("AWS_ACCESS_KEY_ID", ""),
             env.get("AWS_SECRET_ACCESS_KEY", ""),
             env.get("AWS_SESSION_TOKEN") or None,
+            self.region,
         )
+        # What each invoke carries; the trace id is per invocation and travels on its own.
+        self.environment = {
+            k: v for k, v in protocol.strip_credentials(env).items() if k != "_X_AMZN_TRACE_ID"
+        }
 
     def not_running(self, why: str) -> PyliveDevNotRunning:
         return PyliveDevNotRunning(
@@ -89,7 +101,7 @@ class _Connection:
 
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
-        self.ws: ClientConnection | None = None
+        self.ws: _WebSocket | None = None
         self.opened = 0.0
         self.last_active = 0.0
         self.connection_id: str | None = None
@@ -99,26 +111,18 @@ class _Connection:
 
     # -- the WebSocket ---------------------------------------------------------------------
 
-    def ensure_open(self) -> ClientConnection:
+    def ensure_open(self) -> _WebSocket:
         now = time.time()
         ws = self.ws
+        if ws is not None:
+            ws.poll()  # a close (the gateway went away) may be waiting unread
         if ws is not None and (
-            ws.protocol.close_code is not None
-            or now - self.last_active > IDLE_RENEW_S
-            or now - self.opened > AGE_RENEW_S
+            ws.closed or now - self.last_active > IDLE_RENEW_S or now - self.opened > AGE_RENEW_S
         ):
             self.close()
             ws = None
         if ws is None:
-            # Entered by hand: the connection lives across invocations, closed in close().
-            ws = self.ws = connect(
-                self._signed_url(),
-                compression=None,
-                max_size=MAX_MESSAGE_BYTES,
-                ping_interval=None,
-                open_timeout=10,
-                close_timeout=1,
-            ).__enter__()
+            ws = self.ws = _WebSocket(self._signed_url(), timeout=10)
             self.opened = self.last_active = time.time()
             self.reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
             self.whoami()
@@ -134,15 +138,17 @@ class _Connection:
     def _signed_url(self) -> str:
         s = self.settings
         query = urlencode({"role": "stub", "app": s.app, "stage": s.stage})
-        request = AWSRequest(method="GET", url=f"{s.relay_url}?{query}")
-        SigV4QueryAuth(s.credentials, "execute-api", s.region, expires=300).add_auth(request)
-        return str(request.url)
+        return s.signer.presign(f"{s.relay_url}?{query}", expires=300)
 
     def whoami(self) -> None:
         """Ask the router for this connection's id and the runner's."""
         ws = self.ws
         assert ws is not None
-        ws.send('{"action":"whoami"}')
+        try:
+            ws.send('{"action":"whoami"}')
+        except _Closed:
+            self.close()
+            raise PyliveRelayError("the relay connection closed; retry the invocation") from None
         end = time.monotonic() + max(self.settings.ack_timeout, 5.0)
         while True:
             frame = self._recv(ws, end - time.monotonic())
@@ -159,16 +165,16 @@ class _Connection:
             if isinstance(body, dict) and body.get("message") and "connectionId" in body:
                 raise PyliveRelayError(f"the relay answered `whoami` with {body['message']!r}")
 
-    def _recv(self, ws: ClientConnection, timeout: float) -> str | None:
+    def _recv(self, ws: _WebSocket, timeout: float) -> str | None:
         if timeout <= 0:
             return None
         try:
-            frame = ws.recv(timeout=timeout)
-        except TimeoutError:
-            return None
-        except ConnectionClosed:
-            self.ws = None
+            frame = ws.recv(timeout)
+        except _Closed:
+            self.close()
             raise PyliveRelayError("the relay connection closed during the invocation") from None
+        if frame is None:
+            return None
         self.last_active = time.time()
         return frame if isinstance(frame, str) else frame.decode()
 
@@ -218,49 +224,224 @@ class _Connection:
 
 
 class _ConnectionsApi:
-    """The @connections API over one kept-alive HTTP(S) connection, SigV4-signed.
-
-    A plain signed request instead of boto3's client: this is on every invocation's path,
-    and the generic client costs far more per call than the request itself."""
+    """The @connections API over one kept-alive HTTP(S) connection, SigV4-signed."""
 
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
         url = urlsplit(settings.callback_url)
-        self.scheme, self.netloc = url.scheme, url.netloc
+        self.origin = f"{url.scheme}://{url.netloc}"
         self.base = url.path.rstrip("/")
-        self.host = url.hostname or "localhost"
-        self.port = url.port or (443 if url.scheme == "https" else 80)
-        self._http: http.client.HTTPConnection | None = None
+        self.http = _Http(url.hostname or "localhost", url.port, tls=url.scheme == "https")
 
     def call(self, method: str, connection_id: str, body: bytes = b"") -> tuple[int, bytes]:
         path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
-        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body)
-        s = self.settings
-        SigV4Auth(s.credentials, "execute-api", s.region).add_auth(request)
-        headers = dict(request.headers.items())
-        for attempt in range(2):
-            connection = self._http or self._open()
-            try:
-                connection.request(method, path, body=body or None, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (OSError, http.client.HTTPException):
-                self.close()
-                if attempt:
-                    raise PyliveRelayError(
-                        f"cannot reach the @connections API at {s.callback_url}"
-                    ) from None
-        raise AssertionError("unreachable")
-
-    def _open(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        self._http = cls(self.host, self.port, timeout=10)
-        return self._http
+        headers = self.settings.signer.headers(method, self.origin + path, body)
+        try:
+            return self.http.request(method, path, headers, body)
+        except (OSError, ValueError):
+            raise PyliveRelayError(
+                f"cannot reach the @connections API at {self.settings.callback_url}"
+            ) from None
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self.http.close()
+
+
+class _Closed(Exception):
+    """The WebSocket connection is closed."""
+
+
+class _WebSocket:
+    """A client WebSocket driven on the calling thread: websockets' sans-I/O protocol over a
+    blocking socket. Pings are answered whenever the connection is read."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        uri = parse_uri(url)
+        self.sock = _open_socket(uri.host, uri.port, tls=uri.secure, timeout=timeout)
+        self.protocol = ClientProtocol(uri, max_size=MAX_MESSAGE_BYTES)
+        self._messages: deque[str | bytes] = deque()
+        self._parts: list[bytes] = []
+        self._text = True
+        end = time.monotonic() + timeout
+        try:
+            self.protocol.send_request(self.protocol.connect())
+            self._flush()
+            while self.protocol.state is State.CONNECTING:
+                if end - time.monotonic() <= 0 or not self._read(end - time.monotonic()):
+                    raise TimeoutError("the relay did not complete the WebSocket handshake")
+        except BaseException:
+            self.sock.close()
+            raise
+        if self.protocol.handshake_exc is not None:
+            self.sock.close()
+            why = self.protocol.handshake_exc
+            raise PyliveRelayError(f"the relay refused the connection: {why}")
+
+    @property
+    def closed(self) -> bool:
+        return self.protocol.state is not State.OPEN
+
+    def send(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        try:
+            self._flush()
+        except OSError:
+            self.sock.close()
+            raise _Closed from None
+
+    def poll(self) -> None:
+        """Take in what has arrived already, without waiting."""
+        self._read(0)
+
+    def recv(self, timeout: float) -> str | bytes | None:
+        """The next message; None after ``timeout`` seconds; :class:`_Closed` once closed."""
+        end = time.monotonic() + timeout
+        while not self._messages:
+            if self.closed:
+                raise _Closed
+            remaining = end - time.monotonic()
+            if remaining <= 0 or not self._read(remaining):
+                return None
+        return self._messages.popleft()
+
+    def close(self) -> None:
+        try:
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close(1000)
+                self._flush()
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+    def _read(self, timeout: float) -> bool:
+        """Take what arrives within ``timeout``; False if nothing did."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 16)
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self._flush()  # pongs, the close handshake
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):  # else the handshake's response: the state says it
+                self._take(event)
+        return True
+
+    def _take(self, frame: Frame) -> None:
+        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return  # control frames: the protocol has answered them
+        if frame.opcode is not Opcode.CONT:
+            self._text = frame.opcode is Opcode.TEXT
+        self._parts.append(frame.data)
+        if frame.fin:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self._messages.append(data.decode() if self._text else data)
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+            else:  # the protocol wants the write side closed (after a close frame)
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_WR)
+
+
+class _Http:
+    """HTTP/1.1 requests, one at a time, on one kept-alive connection (reopened when the
+    server has closed it)."""
+
+    def __init__(self, host: str, port: int | None, *, tls: bool, timeout: float = 10) -> None:
+        self.host, self.tls, self.timeout = host, tls, timeout
+        self.port = port or (443 if tls else 80)
+        self.sock: socket.socket | None = None
+        self._buffer = b""
+
+    def request(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+        lines.append(f"Content-Length: {len(body)}")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        for attempt in (1, 2):
+            reused = self.sock is not None
+            sock = self.sock or self._open()
+            try:
+                sock.settimeout(self.timeout)
+                sock.sendall(data)
+                return self._response(sock)
+            except (OSError, ValueError):
+                self.close()
+                if not reused or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self._buffer = None, b""
+
+    def _open(self) -> socket.socket:
+        self.sock = _open_socket(self.host, self.port, tls=self.tls, timeout=self.timeout)
+        self._buffer = b""
+        return self.sock
+
+    def _response(self, sock: socket.socket) -> tuple[int, bytes]:
+        head = self._until(sock, b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        fields = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            body = self._chunked(sock)
+        else:
+            body = self._exactly(sock, int(fields.get("content-length") or 0))
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return status, body
+
+    def _chunked(self, sock: socket.socket) -> bytes:
+        chunks = []
+        while True:
+            size = int(self._until(sock, b"\r\n").split(b";")[0], 16)
+            chunks.append(self._exactly(sock, size))
+            self._until(sock, b"\r\n")
+            if size == 0:
+                return b"".join(chunks)
+
+    def _until(self, sock: socket.socket, marker: bytes) -> bytes:
+        while (end := self._buffer.find(marker)) < 0:
+            self._fill(sock)
+        found, self._buffer = self._buffer[:end], self._buffer[end + len(marker) :]
+        return found
+
+    def _exactly(self, sock: socket.socket, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill(sock)
+        found, self._buffer = self._buffer[:size], self._buffer[size:]
+        return found
+
+    def _fill(self, sock: socket.socket) -> None:
+        data = sock.recv(1 << 16)
+        if not data:
+            raise ConnectionResetError("the server closed the connection")
+        self._buffer += data
+
+
+def _open_socket(host: str, port: int, *, tls: bool, timeout: float) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    return sock
 
 
 _state: _Connection | None = None
@@ -296,7 +477,7 @@ def handler(event: Any, context: Any) -> Any:
             client_context=_as_dict(getattr(context, "client_context", None)),
             identity=_identity(getattr(context, "identity", None)),
         ),
-        environment=protocol.strip_credentials(environ),
+        environment=settings.environment,
         reply_to=conn.connection_id,
     )
     frames = protocol.split(protocol.encode(invoke), max_frame_bytes=POST_CHUNK_BYTES)

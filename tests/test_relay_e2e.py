@@ -221,7 +221,8 @@ def test_the_runner_reconnects_after_the_gateway_restarts(cloud: Cloud, runner: 
     assert cloud.invoke("echo", 1) == (True, 1)
     cloud.restart_gateway()
     runner.wait_line(r"relay connection restored", timeout=30)
-    assert cloud.invoke("echo", 2) == (True, 2)
+    second = cloud.invoke("echo", 2)
+    assert second == (True, 2), second
 
 
 def test_a_second_runner_makes_the_first_exit_cleanly(cloud: Cloud, app: Path) -> None:

@@ -27,14 +27,12 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
-from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pylive import protocol
 from pylive.runtime.pool import InvokeResult
+from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
 KEEPALIVE_S = 5 * 60  # API Gateway closes connections idle for 10 minutes
@@ -74,15 +72,12 @@ class RelayEndpoint:
     secret_access_key: str
     session_token: str | None = None
 
-    @property
-    def credentials(self) -> Credentials:
-        return Credentials(self.access_key_id, self.secret_access_key, self.session_token)
+    def signer(self) -> Signer:
+        return Signer(self.access_key_id, self.secret_access_key, self.session_token, self.region)
 
     def signed_url(self) -> str:
         query = urlencode({"role": "runner", "app": self.app, "stage": self.stage})
-        request = AWSRequest(method="GET", url=f"{self.ws_url}?{query}")
-        SigV4QueryAuth(self.credentials, "execute-api", self.region, expires=300).add_auth(request)
-        return str(request.url)
+        return self.signer().presign(f"{self.ws_url}?{query}", expires=300)
 
 
 class RelayClient:
@@ -106,9 +101,7 @@ class RelayClient:
         self.keepalive = keepalive
         self.connected = asyncio.Event()
         self.connects = 0
-        self.connections = ConnectionsClient(
-            endpoint.connections_url, endpoint.credentials, endpoint.region
-        )
+        self.connections = ConnectionsClient(endpoint.connections_url, endpoint.signer())
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> Outcome:
@@ -327,9 +320,7 @@ class ConnectionsClient:
     is gone (410).
     """
 
-    def __init__(
-        self, endpoint_url: str, credentials: Credentials, region: str, *, timeout: float = 10.0
-    ) -> None:
+    def __init__(self, endpoint_url: str, signer: Signer, *, timeout: float = 10.0) -> None:
         parts = urlsplit(endpoint_url)
         self._tls = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
@@ -337,17 +328,15 @@ class ConnectionsClient:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._netloc = parts.netloc
         self._base = parts.path.rstrip("/")
-        self._signer = SigV4Auth(credentials, "execute-api", region)
+        self._signer = signer
         self._timeout = timeout
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.calls = 0
 
     async def post(self, connection_id: str, data: bytes) -> bool:
         path = f"{self._base}/@connections/{quote(connection_id, safe='')}"
-        request = AWSRequest(method="POST", url=self._origin + path, data=data)
-        self._signer.add_auth(request)
-        head = [f"POST {path} HTTP/1.1", f"Host: {self._netloc}", f"Content-Length: {len(data)}"]
-        head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+        head = [f"POST {path} HTTP/1.1", f"Content-Length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in self._signer.headers("POST", self._origin + path, data)]
         raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
         self.calls += 1
         status, body = await self._exchange(raw)

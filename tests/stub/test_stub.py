@@ -49,7 +49,7 @@ class Cloud:
 
     def connections(self) -> ConnectionsClient:
         e = self.endpoint()
-        return ConnectionsClient(e.connections_url, e.credentials, e.region)
+        return ConnectionsClient(e.connections_url, e.signer())
 
     def add_stub(self, timeout: float = 3.0, ack: float | None = None, **module: Any) -> None:
         fn = stub_function("hello", self.site, timeout=timeout, lambda_env={}, ack_timeout=ack)
