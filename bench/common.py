@@ -579,6 +579,33 @@ def pylive_roles(runner: int) -> dict[int, str]:
     return roles
 
 
+def cpu_groups(runner: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by pylive's own process, by the stub workers
+    (a worker host whose working directory is the stub's code) and by the function workers,
+    with their worker hosts. Processes that already exited are not counted."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    groups = {"pylive": _cpu_ticks(runner) / ticks, "stubs": 0.0, "functions": 0.0}
+    for host in children(runner):
+        if "worker_main" not in cmdline(host):
+            continue
+        try:
+            stub = os.readlink(f"/proc/{host}/cwd").rstrip("/").endswith("stub")
+        except OSError:
+            continue
+        group = "stubs" if stub else "functions"
+        for pid in (host, *descendants(host)):
+            groups[group] += _cpu_ticks(pid) / ticks
+    return groups
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def count_workers(runner: int) -> int:
     return sum(1 for role in pylive_roles(runner).values() if role == "worker")
 

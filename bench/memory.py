@@ -50,7 +50,7 @@ def snapshot(runner: int) -> dict[str, Any]:
 
 
 def one_session(app: Path, concurrency: int) -> dict[str, Any]:
-    with common.DevServer(app) as server:
+    with common.DevServer(app, extra_args=["--direct"]) as server:
         server.wait_ready()
         host, port = server.host_port
         runner = server.proc.pid

@@ -31,7 +31,7 @@ def one_start(app: Path) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             first_200.append(common.wait_http_ok(common.HOST, port, timeout=120, stop=stop))
 
-    with common.DevServer(app, port=port) as server:
+    with common.DevServer(app, port=port, extra_args=["--direct"]) as server:
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         ready_line = server.wait_ready()

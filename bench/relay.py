@@ -6,7 +6,8 @@ runner → worker → back) against the direct path (`--direct`: HTTP API → wo
 - throughput through the relay: `wrk -t2 -c16`;
 - a 6 MB request + 6 MB response round trip (`POST /echo`), median;
 - idle RSS/PSS of every process `pylive dev --local` starts, with one function warm;
-- @connections calls per warm invocation, from the gateway's counters (in-process harness).
+- @connections calls per warm invocation, from the gateway's counters (in-process harness);
+- CPU per request by process group during the wrk runs, and the reported ready time.
 
     .venv/bin/python bench/relay.py [--rounds 3] [--seconds 5] [--requests 2000]
 """
@@ -115,6 +116,15 @@ def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
     return asyncio.run(scenario())
 
 
+def cpu_per_request(
+    before: dict[str, float], after: dict[str, float], requests: int
+) -> dict[str, float]:
+    """µs of CPU per request, by process group, over a wrk run."""
+    per = {k: round((after[k] - before.get(k, 0.0)) / max(requests, 1) * 1e6, 1) for k in after}
+    per["total"] = round(sum(per.values()), 1)
+    return per
+
+
 def run() -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -135,6 +145,7 @@ def run() -> dict[str, Any]:
             for name, extra in (("direct", ["--direct"]), ("relay", ["--relay"])):
                 with common.DevServer(app, extra_args=extra) as server:
                     server.wait_ready()
+                    result[f"{name}_ready_s"] = server.reported_ready_s
                     host, port = server.url.removeprefix("http://").split(":")
                     common.sequential_latency(host, int(port), "/", requests=200, warmup=50)
                     if name == "relay":
@@ -146,8 +157,14 @@ def run() -> dict[str, Any]:
                         host, int(port), "/", requests=args.requests, warmup=100
                     )
                     common.log(f"round {index + 1}: {name} wrk -c16")
+                    cpu_before = common.cpu_groups(server.proc.pid)
                     result[f"{name}_wrk"] = common.run_wrk(
                         server.url + "/", connections=16, seconds=args.seconds
+                    )
+                    result[f"{name}_cpu"] = cpu_per_request(
+                        cpu_before,
+                        common.cpu_groups(server.proc.pid),
+                        result[f"{name}_wrk"]["requests"],
                     )
                     common.log(f"  {result[f'{name}_wrk']['requests_per_s']:.0f} req/s")
                     common.log(f"round {index + 1}: {name} 6 MB round trip")
@@ -176,6 +193,17 @@ def run() -> dict[str, Any]:
             "added_p99": added_p99,
         },
         "wrk_c16_requests_per_s": {"relay": rps, "direct": med("direct_wrk", "requests_per_s")},
+        "ready_s_infra_unchanged": {
+            name: common.median(r[f"{name}_ready_s"] for r in rounds)
+            for name in ("direct", "relay")
+        },
+        "cpu_us_per_request": {
+            name: {
+                group: common.median(r[f"{name}_cpu"][group] for r in rounds)
+                for group in rounds[0][f"{name}_cpu"]
+            }
+            for name in ("direct", "relay")
+        },
         "round_trip_6mb_ms": {
             "relay": big,
             "direct": common.median(r["direct_big_ms"] for r in rounds),

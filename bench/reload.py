@@ -64,7 +64,7 @@ def one_reload(client: common.Client, file: Path, kind: str, route: str) -> dict
 
 def measure_reloads(app: Path, runs: int, warmup: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with common.DevServer(app) as server:
+    with common.DevServer(app, extra_args=["--direct"]) as server:
         server.wait_ready()
         host, port = server.host_port
         client = common.Client(host, port, timeout=RELOAD_TIMEOUT_S)

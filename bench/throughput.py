@@ -91,7 +91,8 @@ def run() -> dict[str, Any]:
         common.log("creating the app")
         app = common.create_app(directory, common.BOTH_ROUTES, with_boto3=True)
         raw_port = common.free_port()
-        with common.start_raw_asgi(raw_port), common.DevServer(app) as server:
+        direct = common.DevServer(app, extra_args=["--direct"])
+        with common.start_raw_asgi(raw_port), direct as server:
             server.wait_ready()
             common.wait_http_ok(common.HOST, raw_port)
             host, port = server.host_port

@@ -77,11 +77,10 @@ def init(directory: Path, template: str, name: str | None) -> None:
 )
 @click.option(
     "--relay/--direct",
-    default=False,
-    show_default=True,
-    help="With --local: send each request through the deployed-code path (stub, local "
-    "WebSocket gateway, runner), or (--direct, the default) from the HTTP API straight to "
-    "the workers.",
+    default=True,
+    help="With --local: send each request the way a deployed app in live development is "
+    "served (--relay, the default: HTTP API, stub, local WebSocket API and router, runner, "
+    "worker), or (--direct) from the HTTP API straight to the workers, which is faster.",
 )
 def dev(
     local: bool,

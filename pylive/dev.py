@@ -1,9 +1,9 @@
 """`pylive dev --local`: the app's HTTP API on localhost, served by warm, hot-reloading workers.
 
-By default the HTTP API calls the worker pool itself. With ``--relay`` every request takes
-the path a deployed app takes in live development: the HTTP API emulator invokes the
-function's stub (in the local Lambda host), which relays it over the local WebSocket API
-(with its router) to the runner's relay client, which runs it on the worker pool.
+By default every request takes the path a deployed app takes in live development: the HTTP
+API emulator invokes the function's stub (in a Lambda-like worker of its own), which relays
+it over the local WebSocket API (with its router) to the runner's relay client, which runs it
+on the worker pool. With ``--direct`` the HTTP API calls the worker pool itself.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class DevOptions:
     debug_port: int = 5678
     debug_wait: bool = False
     watch: bool = True
-    direct: bool = True  # HTTP API → worker pool; False: through the stub and the relay
+    direct: bool = False  # True: HTTP API → worker pool, skipping the stub and the relay
 
 
 class _QuietServer(uvicorn.Server):

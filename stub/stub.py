@@ -257,7 +257,11 @@ class _WebSocket:
 
     def __init__(self, url: str, *, timeout: float) -> None:
         uri = parse_uri(url)
-        self.sock = _open_socket(uri.host, uri.port, tls=uri.secure, timeout=timeout)
+        try:
+            self.sock = _open_socket(uri.host, uri.port, tls=uri.secure, timeout=timeout)
+        except OSError as exc:
+            where = url.split("?", 1)[0]
+            raise PyliveRelayError(f"cannot reach the relay at {where}: {exc}") from None
         self.protocol = ClientProtocol(uri, max_size=MAX_MESSAGE_BYTES)
         self._messages: deque[str | bytes] = deque()
         self._parts: list[bytes] = []
@@ -266,7 +270,7 @@ class _WebSocket:
         try:
             self.protocol.send_request(self.protocol.connect())
             self._flush()
-            while self.protocol.state is State.CONNECTING:
+            while self.protocol.state is State.CONNECTING and self.protocol.handshake_exc is None:
                 if end - time.monotonic() <= 0 or not self._read(end - time.monotonic()):
                     raise TimeoutError("the relay did not complete the WebSocket handshake")
         except BaseException:

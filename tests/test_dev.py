@@ -37,9 +37,9 @@ def app(template_app: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(params=["relay", "direct"])
 def path_args(request: pytest.FixtureRequest) -> list[str]:
-    """Both request paths: straight to the workers (the default), and through the stub and
-    the local relay (--relay)."""
-    return ["--relay"] if request.param == "relay" else []
+    """Both request paths: through the stub and the local relay (the default), and straight
+    to the workers (--direct)."""
+    return ["--direct"] if request.param == "direct" else []
 
 
 @pytest.fixture

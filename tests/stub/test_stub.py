@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -195,3 +196,36 @@ def test_context_objects_travel_in_the_runtimes_wire_shape() -> None:
     assert stub._as_dict(context.client_context) == client_context
     empty = LambdaContext("r", None, None, 0, "arn")
     assert stub._identity(empty.identity) is None and stub._as_dict(empty.client_context) is None
+
+
+def _add_stub_for(cloud: Cloud, site: RelaySite) -> None:
+    cloud.host.add(stub_function("hello", site, timeout=3.0, lambda_env={}))
+
+
+def test_a_connect_the_relay_refuses_is_a_clear_error() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "echo"):
+            _add_stub_for(cloud, replace(cloud.site, secret_access_key="not-the-secret"))
+            started = time.monotonic()
+            ok, body = await cloud.invoke({})
+            assert time.monotonic() - started < 2
+            assert not ok and body["errorType"] == "PyliveRelayError", body
+            assert body["errorMessage"].startswith("the relay refused the connection")
+            assert "403" in body["errorMessage"]
+
+    run(scenario())
+
+
+def test_an_unreachable_relay_is_a_clear_error() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            with socket.socket() as unused:
+                unused.bind(("127.0.0.1", 0))
+                port = unused.getsockname()[1]
+            url = f"ws://127.0.0.1:{port}/ada"
+            _add_stub_for(cloud, replace(cloud.site, ws_url=url))
+            ok, body = await cloud.invoke({})
+            assert not ok and body["errorType"] == "PyliveRelayError", body
+            assert body["errorMessage"].startswith(f"cannot reach the relay at {url}")
+
+    run(scenario())
