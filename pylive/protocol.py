@@ -9,9 +9,9 @@ version is a :class:`ProtocolError` (the caller decides whether the connection s
 API Gateway accepts at most 32 KB per frame and 128 KB per message, while Lambda payloads go
 up to 6 MB. :func:`split` turns an encoded message that is too big into ``chunk`` messages
 (base64 slices of its UTF-8 bytes, each chunk's JSON at most ``max_frame_bytes``), and a
-:class:`Reassembler` puts them back together in any arrival order, with limits. Payloads too
-big even for that go through the payload bucket: an ``offload`` message names the object
-that holds the encoded message.
+:class:`Reassembler` puts them back together in any arrival order, with limits. That carries
+everything up to Lambda's 6 MB. The ``offload`` message (an object in the debug stack's
+payload bucket) is defined for larger payloads; no peer sends it yet.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ known parts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -119,9 +120,16 @@ class Signer:
 
 
 def _amz_date(now: float | None) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    return _format_second(int(time.time() if now is None else now))
 
 
+@functools.lru_cache(maxsize=4)
+def _format_second(second: int) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+
+
+# A runner or stub signs for the same few connection URLs over and over.
+@functools.lru_cache(maxsize=512)
 def _parts(url: str) -> tuple[str, str, str]:
     """The ``Host`` header value (the port only when not the scheme's default), path, query."""
     parts = urlsplit(url)
@@ -133,6 +141,7 @@ def _parts(url: str) -> tuple[str, str, str]:
     return host, parts.path or "/", parts.query
 
 
+@functools.lru_cache(maxsize=512)
 def _canonical_path(path: str) -> str:
     """Dot segments removed, then percent-encoded once more (every service but S3)."""
     kept: list[str] = []

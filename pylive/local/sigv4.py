@@ -181,6 +181,7 @@ def _canonical_request(
     )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=512)  # the same few @connections paths, request after request
 def _canonical_path(path: str) -> str:
     """Empty and dot segments removed (consecutive slashes collapse), then every byte but
     unreserved ones and "/" percent-encoded: an already encoded ``%3D`` becomes ``%253D``,
