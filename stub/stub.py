@@ -264,7 +264,7 @@ class _WebSocket:
             raise PyliveRelayError(f"cannot reach the relay at {where}: {exc}") from None
         self.protocol = ClientProtocol(uri, max_size=MAX_MESSAGE_BYTES)
         self._messages: deque[str | bytes] = deque()
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray | memoryview] = []
         self._text = True
         end = time.monotonic() + timeout
         try:
@@ -546,7 +546,7 @@ def _await_answer(conn: _Connection, request_id: str, deadline_ms: int) -> Any:
 def _remote_error(error: protocol.Error) -> Exception:
     """An exception Lambda reports with the remote errorType and errorMessage."""
     name = error.error_type or "Exception"
-    cls = type(name, (Exception,), {"__module__": "pylive_remote"})
+    cls: type[Exception] = type(name, (Exception,), {"__module__": "pylive_remote"})
     return cls(error.error_message)
 
 
