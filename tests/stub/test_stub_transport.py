@@ -1,0 +1,173 @@
+"""The stub's own WebSocket and HTTP clients against real servers on loopback (websockets'
+server, the standard library's HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import importlib.util
+import select
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from pylive.stub_code import stub_code_dir
+
+
+@pytest.fixture(scope="module")
+def stub() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("stub_under_test", stub_code_dir() / "stub.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@contextmanager
+def ws_server(handler: Handler) -> Iterator[str]:
+    """A websockets server in a thread of its own; yields its URL."""
+    ready = threading.Event()
+    stop: dict[str, Any] = {}
+    url: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop["event"], stop["loop"] = asyncio.Event(), loop
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            url.append(f"ws://127.0.0.1:{port}/dev")
+            ready.set()
+            await stop["event"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield url[0]
+    finally:
+        stop["loop"].call_soon_threadsafe(stop["event"].set)
+        thread.join(10)
+
+
+def test_fragmented_messages_are_reassembled_and_pings_answered(stub: ModuleType) -> None:
+    pongs: list[float] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        waiter = await ws.ping(b"are you there")
+        await ws.send(["a" * 40_000, "b" * 40_000, "c"])  # one message in three frames
+        await ws.send(b"\x00\x01binary")
+        pongs.append(await asyncio.wait_for(waiter, 5))
+        await ws.send("after the pong")
+        await ws.wait_closed()
+
+    with ws_server(handler) as url:
+        ws = stub._WebSocket(url, timeout=5)
+        try:
+            assert ws.recv(5) == "a" * 40_000 + "b" * 40_000 + "c"
+            assert ws.recv(5) == b"\x00\x01binary"
+            assert ws.recv(5) == "after the pong"
+            assert len(pongs) == 1
+            assert ws.recv(0.05) is None  # nothing more: a timeout, not an error
+        finally:
+            ws.close()
+
+
+def test_a_server_close_is_seen_by_poll_and_recv(stub: ModuleType) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("bye")
+        assert await ws.recv() == "ok"
+        await ws.close(1001, "going away")
+
+    with ws_server(handler) as url:
+        ws = stub._WebSocket(url, timeout=5)
+        assert ws.recv(5) == "bye"
+        ws.send("ok")
+        assert select.select([ws.sock], [], [], 5)[0]  # the close frame has arrived
+        assert not ws.closed
+        ws.poll()  # takes it in without blocking
+        assert ws.closed
+        with pytest.raises(stub._Closed):
+            ws.recv(5)
+        ws.close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    requests: list[tuple[str, str, bytes, str | None]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append(("POST", self.path, body, self.headers.get("Authorization")))
+        if self.path.endswith("/gone"):
+            self._answer(410, b"", {"x-amzn-ErrorType": "GoneException"})
+        elif self.path.endswith("/chunked"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        elif self.path.endswith("/close"):
+            self._answer(200, b"bye", {"Connection": "close"})
+            self.close_connection = True
+        else:
+            self._answer(200, body)
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_server() -> Iterator[tuple[http.server.ThreadingHTTPServer, int]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        client = stub._Http("127.0.0.1", port, tls=False)
+        try:
+            assert client.request("POST", "/dev/@connections/a", [], b"one") == (200, b"one")
+            first = client.sock
+            assert client.request("POST", "/dev/@connections/a", [], b"two") == (200, b"two")
+            assert client.sock is first  # kept alive
+            assert client.request("POST", "/x/gone", [], b"") == (410, b"")
+            assert client.request("POST", "/x/chunked", [], b"") == (200, b"hello world")
+            assert client.request("POST", "/x/close", [], b"") == (200, b"bye")
+            assert client.sock is None  # the server said close
+            assert client.request("POST", "/dev/@connections/a", [], b"3") == (200, b"3")
+        finally:
+            client.close()
+
+
+def test_http_reconnects_once_when_the_kept_connection_died(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        client = stub._Http("127.0.0.1", port, tls=False)
+        assert client.request("POST", "/a", [], b"1") == (200, b"1")
+        assert client.sock is not None
+        client.sock.shutdown(2)  # as if the server had dropped the idle connection
+        assert client.request("POST", "/a", [], b"2") == (200, b"2")
+        client.close()
+    client = stub._Http("127.0.0.1", port, tls=False, timeout=2)
+    with pytest.raises(OSError):
+        client.request("POST", "/a", [], b"3")  # nobody listens any more
