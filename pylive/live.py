@@ -28,7 +28,7 @@ from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.manifest import AppManifest
 from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
-from pylive.runtime.relay import RelayClient, RelayEndpoint
+from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 from pylive.runtime.reload import ReloadWatcher
 from pylive.synth import infra_sources, synthesize
 
@@ -46,19 +46,14 @@ class Relay:
     callback_url: str
 
 
-@dataclass(frozen=True)
-class RunnerCredentials:
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-
 class Deployer(Protocol):
     def deploy_relay(self) -> Relay: ...
 
     def deploy_stubs(self, relay: Relay) -> None: ...
 
-    def credentials(self) -> RunnerCredentials: ...
+    def credentials(self) -> SigningCredentials:
+        """The developer's credentials as they are now (asked again while the session runs)."""
+        ...
 
 
 class AwsDeployer:
@@ -67,6 +62,7 @@ class AwsDeployer:
     def __init__(self, config: AppConfig, console: Console) -> None:
         self.config = config
         self.console = console
+        self._credentials: Any = None
 
     def deploy_relay(self) -> Relay:
         from pylive.deploy import DeployOptions, debug_stack_name, deploy
@@ -93,11 +89,13 @@ class AwsDeployer:
         options = DeployOptions(mode="dev", synth_env={"PYLIVE_RELAY": json.dumps(asdict(relay))})
         deploy(self.config, self.console, options)
 
-    def credentials(self) -> RunnerCredentials:
+    def credentials(self) -> SigningCredentials:
         from pylive.aws_account import checked_session
 
-        frozen = checked_session(self.config.region).get_credentials().get_frozen_credentials()
-        return RunnerCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+        if self._credentials is None:  # botocore's object renews temporary credentials itself
+            self._credentials = checked_session(self.config.region).get_credentials()
+        frozen = self._credentials.get_frozen_credentials()
+        return SigningCredentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 
 class _ByPath:
@@ -239,6 +237,7 @@ class LiveDevSession:
             stop=self.stop,
             log=self.console.event,
             prepare=assumer.prepare if assumer is not None else None,
+            credentials=self.deployer.credentials,
         )
         tasks: list[asyncio.Task[Any]] = []
         try:

@@ -16,9 +16,10 @@ from apphelpers import create_app, pylive_cmd
 
 from pylive.config import load_config
 from pylive.console import Console
-from pylive.live import LiveDevSession, Relay, RunnerCredentials
+from pylive.live import LiveDevSession, Relay
 from pylive.local.lambda_host import stub_function
 from pylive.local.relay_api import LocalRelayApi
+from pylive.runtime.relay import SigningCredentials
 from pylive.synth import synthesize
 
 pytestmark = pytest.mark.slow
@@ -33,8 +34,8 @@ class LocalAccount:
 
     # -- the Deployer protocol -----------------------------------------------------------
 
-    def credentials(self) -> RunnerCredentials:
-        return RunnerCredentials(self.api.access_key_id, self.api.secret_access_key)
+    def credentials(self) -> SigningCredentials:
+        return SigningCredentials(self.api.access_key_id, self.api.secret_access_key)
 
     def deploy_relay(self) -> Relay:
         site = self.api.site
@@ -142,3 +143,42 @@ def test_assume_role_runs_the_function_with_its_execution_role(
     before, after = asyncio.run(scenario())
     assert ":assumed-role/" not in before
     assert after.endswith(":assumed-role/orders-dev/pylive-dev")
+
+
+ROTATING_PROCESS = """
+import datetime, json, pathlib, sys
+counter = pathlib.Path(sys.argv[1])
+n = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(n))
+soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+print(json.dumps({"Version": 1, "AccessKeyId": f"ASIAROTATING{n:08d}",
+                  "SecretAccessKey": f"secret-{n}", "SessionToken": f"token-{n}",
+                  "Expiration": soon.isoformat()}))
+"""
+
+
+def test_the_developers_temporary_credentials_are_renewed(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials that expire in 5 minutes (as SSO or assumed-role ones do near their end):
+    each time the session asks, botocore renews them, and the session gets the new ones."""
+    from pylive.live import AwsDeployer
+
+    script = tmp_path / "creds.py"
+    script.write_text(ROTATING_PROCESS)
+    config_file = tmp_path / "aws-config"
+    config_file.write_text(
+        f"[profile rotating]\ncredential_process = {sys.executable} {script} "
+        f"{tmp_path / 'counter'}\n"
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "rotating")
+    deployer = AwsDeployer(load_config(app), Console())
+    first = deployer.credentials()
+    second = deployer.credentials()
+    assert first.access_key_id.startswith("ASIAROTATING")
+    assert second.access_key_id != first.access_key_id
+    assert second.session_token == f"token-{int(second.access_key_id[-8:])}"

@@ -9,6 +9,10 @@ answer is not ready within ``ack_after`` (100 ms), so a fast warm invocation cos
 @connections calls (the stub's invoke, the runner's answer). The ``result`` or ``error`` goes
 to the stub's connection (``reply_to``) through @connections, split into chunks when large.
 
+Temporary credentials (SSO, an assumed role) expire while a session runs for hours: with a
+``credentials`` source, the client asks it again every few minutes (off the event loop) and
+signs connects and @connections calls with what it answers.
+
 A ``replaced`` message (another runner registered for the same app and stage) makes
 :meth:`RelayClient.run` return ``"replaced"``; a malformed message is logged and skipped.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -36,6 +41,7 @@ from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
 KEEPALIVE_S = 5 * 60  # API Gateway closes connections idle for 10 minutes
+CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 min early
 RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -43,6 +49,16 @@ BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 5.0
 
 Outcome = Literal["stopped", "replaced"]
+
+
+@dataclass(frozen=True)
+class SigningCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+CredentialsSource = Callable[[], SigningCredentials]
 
 
 class Invoker(Protocol):
@@ -91,8 +107,12 @@ class RelayClient:
         ack_after: float = ACK_AFTER_S,
         keepalive: float = KEEPALIVE_S,
         prepare: Callable[[protocol.Invoke], Awaitable[None]] | None = None,
+        credentials: CredentialsSource | None = None,
+        credentials_refresh: float = CREDENTIALS_REFRESH_S,
     ) -> None:
         self.endpoint = endpoint
+        self.credentials = credentials  # asked again every ``credentials_refresh`` seconds
+        self.credentials_refresh = credentials_refresh
         self.invoker = invoker
         self.prepare = prepare  # runs before each invocation (e.g. assumes its role)
         self.stop = stop
@@ -108,6 +128,7 @@ class RelayClient:
         """Serve until ``stop`` is set (``"stopped"``) or another runner took over
         (``"replaced"``)."""
         backoff = BACKOFF_FIRST_S
+        refresher = asyncio.create_task(self._refresh_credentials())
         try:
             while not self.stop.is_set():
                 try:
@@ -138,8 +159,31 @@ class RelayClient:
                     return outcome
             return "stopped"
         finally:
+            refresher.cancel()
             await self._drain()
             await self.connections.close()
+
+    async def _refresh_credentials(self) -> None:
+        """Ask the credentials source again and again; keep signing with the last good answer."""
+        if self.credentials is None:
+            return
+        while not await self._sleep(self.credentials_refresh):
+            try:
+                fresh = await asyncio.to_thread(self.credentials)
+            except Exception as exc:  # expired SSO session, network down: say so, keep going
+                self.log(f"could not refresh your AWS credentials: {_why(exc)}")
+                continue
+            self.use_credentials(fresh)
+
+    def use_credentials(self, fresh: SigningCredentials) -> None:
+        """Sign the next connect and @connections calls with ``fresh``."""
+        self.endpoint = dataclasses.replace(
+            self.endpoint,
+            access_key_id=fresh.access_key_id,
+            secret_access_key=fresh.secret_access_key,
+            session_token=fresh.session_token,
+        )
+        self.connections.signer = self.endpoint.signer()
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True when stopped."""
@@ -326,9 +370,8 @@ class ConnectionsClient:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._tls else 80)
         self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._netloc = parts.netloc
         self._base = parts.path.rstrip("/")
-        self._signer = signer
+        self.signer = signer
         self._timeout = timeout
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.calls = 0
@@ -336,7 +379,7 @@ class ConnectionsClient:
     async def post(self, connection_id: str, data: bytes) -> bool:
         path = f"{self._base}/@connections/{quote(connection_id, safe='')}"
         head = [f"POST {path} HTTP/1.1", f"Content-Length: {len(data)}"]
-        head += [f"{k}: {v}" for k, v in self._signer.headers("POST", self._origin + path, data)]
+        head += [f"{k}: {v}" for k, v in self.signer.headers("POST", self._origin + path, data)]
         raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
         self.calls += 1
         status, body = await self._exchange(raw)

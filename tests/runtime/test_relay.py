@@ -8,7 +8,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pytest
@@ -26,7 +26,7 @@ from pylive.local.lambda_host import (
 from pylive.local.store import MemoryTable
 from pylive.local.ws_gateway import WebSocketGateway
 from pylive.runtime.pool import InvokeResult
-from pylive.runtime.relay import RelayClient, RelayEndpoint
+from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 
 T = TypeVar("T")
 Handler = Callable[[str, bytes], Awaitable[InvokeResult]]
@@ -244,3 +244,39 @@ def test_oversized_and_binary_frames_from_a_client_close_it(frame: bytes) -> Non
 
     assert run(scenario()) in (1009, 1003)
     _ = protocol, ROUTER
+
+
+def test_expiring_credentials_are_renewed_from_the_source() -> None:
+    """The developer's temporary credentials rotate while the session runs: the client asks
+    its source again, says when that fails, and signs with the new ones."""
+    new_key, new_secret = "ASIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+    stub_key, stub_secret = "ASIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+    answers: list[SigningCredentials | Exception] = [
+        RuntimeError("the SSO session has expired"),
+        SigningCredentials(new_key, new_secret, "token-2"),
+    ]
+
+    def source() -> SigningCredentials:
+        answer = answers[0] if len(answers) == 1 else answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            accepted = cloud.gateway.credentials
+            assert accepted is not None
+            accepted.update({new_key: new_secret, stub_key: stub_secret})
+            # The stub signs with its own role's credentials, as in Lambda.
+            stub_site = replace(cloud.site, access_key_id=stub_key, secret_access_key=stub_secret)
+            cloud.host.add(stub_function("hello", stub_site, timeout=3.0, lambda_env={}))
+            kw = {"credentials": source, "credentials_refresh": 0.02}
+            async with runner(cloud, ScriptedInvoker(echo), **kw) as client:
+                while client.endpoint.access_key_id != new_key:
+                    await asyncio.sleep(0.01)
+                logs = client.logs  # type: ignore[attr-defined]
+                assert any("SSO session has expired" in line for line in logs)
+                del accepted[cloud.site.access_key_id]  # the runner's first key has expired
+                assert (await cloud.host.invoke_value("hello", 2))["event"] == 2
+
+    run(scenario())
