@@ -4,16 +4,24 @@ server, the standard library's HTTP server)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import http.server
 import importlib.util
+import ipaddress
 import select
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 
 from pylive.stub_code import stub_code_dir
@@ -32,7 +40,7 @@ Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 @contextmanager
-def ws_server(handler: Handler) -> Iterator[str]:
+def ws_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """A websockets server in a thread of its own; yields its URL."""
     ready = threading.Event()
     stop: dict[str, Any] = {}
@@ -41,9 +49,9 @@ def ws_server(handler: Handler) -> Iterator[str]:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop["event"], stop["loop"] = asyncio.Event(), loop
-        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        async with serve(handler, "127.0.0.1", 0, compression=None, ssl=tls) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            url.append(f"ws://127.0.0.1:{port}/dev")
+            url.append(f"wss://localhost:{port}/dev" if tls else f"ws://127.0.0.1:{port}/dev")
             ready.set()
             await stop["event"].wait()
 
@@ -132,8 +140,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_server() -> Iterator[tuple[http.server.ThreadingHTTPServer, int]]:
+def http_server(
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[tuple[http.server.ThreadingHTTPServer, int]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -171,3 +183,72 @@ def test_http_reconnects_once_when_the_kept_connection_died(stub: ModuleType) ->
     client = stub._Http("127.0.0.1", port, tls=False, timeout=2)
     with pytest.raises(OSError):
         client.request("POST", "/a", [], b"3")  # nobody listens any more
+
+
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A self-signed certificate for localhost; the path of the file that makes it trusted."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+def test_both_clients_speak_tls_and_verify_the_server(
+    stub: ModuleType,
+    server_tls: tuple[ssl.SSLContext, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in AWS (wss:// and https://): the system's trust store decides; here it is told to
+    trust the test certificate, and without that the connection is refused."""
+    context, cert_file = server_tls
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("over tls")
+        await ws.wait_closed()
+
+    with ws_server(handler, tls=context) as url, http_server(tls=context) as (_, port):
+        with pytest.raises(ssl.SSLCertVerificationError):
+            stub._Http("localhost", port, tls=True).request("POST", "/a", [], b"x")
+        with pytest.raises(stub.PyliveRelayError, match="cannot reach the relay"):
+            stub._WebSocket(url, timeout=5)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        ws = stub._WebSocket(url, timeout=5)
+        try:
+            assert ws.recv(5) == "over tls"
+        finally:
+            ws.close()
+        client = stub._Http("localhost", port, tls=True)
+        try:
+            assert client.request("POST", "/a", [], b"secret") == (200, b"secret")
+        finally:
+            client.close()
