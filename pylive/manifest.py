@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: routes carry their Api's CORS settings
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,49 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class CorsSettings:
+    """An HTTP API's CORS configuration as plain data (its ``CorsConfiguration``).
+
+    Empty lists and ``None`` mean "not configured": the matching header is not sent.
+    """
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()  # "GET", ..., or "*"
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None  # seconds
+    allow_credentials: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorsSettings:
+        return cls(
+            allow_origins=tuple(data.get("allow_origins", ())),
+            allow_methods=tuple(data.get("allow_methods", ())),
+            allow_headers=tuple(data.get("allow_headers", ())),
+            expose_headers=tuple(data.get("expose_headers", ())),
+            max_age=data.get("max_age"),
+            allow_credentials=data.get("allow_credentials"),
+        )
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     """One HTTP API route: ``route_key`` is ``"GET /items/{id}"``, ``"ANY /{proxy+}"`` or
-    ``"$default"``; ``function`` is a ``FunctionSpec.id``."""
+    ``"$default"``; ``function`` is a ``FunctionSpec.id``; ``cors`` is the CORS
+    configuration of the Api the route belongs to, if it has one."""
 
     route_key: str
     function: str
+    cors: CorsSettings | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RouteSpec:
+        cors = data.get("cors")
+        return cls(
+            route_key=data["route_key"],
+            function=data["function"],
+            cors=CorsSettings.from_dict(cors) if cors is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,7 +108,7 @@ class AppManifest:
             stage=data.get("stage", "dev"),
             source_hash=data.get("source_hash", ""),
             functions={k: FunctionSpec(**v) for k, v in data["functions"].items()},
-            routes=[RouteSpec(**r) for r in data["routes"]],
+            routes=[RouteSpec.from_dict(r) for r in data["routes"]],
         )
 
     def write(self, path: Path) -> None:

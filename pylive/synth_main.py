@@ -16,12 +16,13 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pylive.config import STATE_DIR_NAME, AppConfig, load_config
 from pylive.errors import PyliveError, SynthError
-from pylive.manifest import AppManifest, FunctionSpec, RouteSpec
+from pylive.manifest import AppManifest, CorsSettings, FunctionSpec, RouteSpec
 from pylive.synth import (
     CDK_OUT_DIR,
     DEBUG_STACK_ID,
@@ -191,6 +192,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
     routes: list[RouteSpec] = []
     seen: dict[str, str] = {}
     for api in (n for n in nodes if isinstance(n, Api)):
+        cors = _local_cors(api)
         for route_key, fn in api.routes.items():
             if route_key in seen:
                 _warn(
@@ -199,7 +201,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
                 )
                 continue
             seen[route_key] = api.node.path
-            routes.append(RouteSpec(route_key=route_key, function=ids[id(fn)]))
+            routes.append(RouteSpec(route_key=route_key, function=ids[id(fn)], cors=cors))
 
     if deploy_time and mode != "deploy":
         lost = "; ".join(f"{key} ({', '.join(fids)})" for key, fids in sorted(deploy_time.items()))
@@ -211,6 +213,29 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
         region=config.region,
         stage=config.stage,
     )
+
+
+def _local_cors(api: Any) -> CorsSettings | None:
+    """The Api's CORS settings without the values that only exist after deployment (such as
+    an origin made of a distribution's domain name), left out with a warning."""
+    import aws_cdk as cdk
+
+    settings: CorsSettings | None = api.cors
+    if settings is None:
+        return None
+
+    def known(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v for v in values if not cdk.Token.is_unresolved(v))
+
+    local = replace(
+        settings,
+        allow_origins=known(settings.allow_origins),
+        allow_headers=known(settings.allow_headers),
+        expose_headers=known(settings.expose_headers),
+    )
+    if local != settings:
+        _warn(f"deploy-time CORS values of {api.node.path} are left out of local runs")
+    return local
 
 
 def _stacks_function(module_name: str, root: Path) -> Any:

@@ -164,3 +164,36 @@ def test_workers_run_on_the_apps_own_venv(app: Path) -> None:
         assert json_body(body)["prefix"] == str(app / ".venv")
     finally:
         assert running.stop() == 0
+
+
+def test_cors_of_the_api_is_applied(app: Path) -> None:
+    """`cors=True` goes through synthesis into the manifest and the local HTTP API answers
+    preflights and adds CORS headers as API Gateway does."""
+    stacks = app / "stacks.py"
+    stacks.write_text(stacks.read_text().replace('"Api",\n', '"Api",\n            cors=True,\n'))
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", "--direct"), cwd=app)
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+        manifest = json.loads((app / ".pylive" / "manifest.json").read_text())
+        assert {r["route_key"]: r["cors"]["allow_origins"] for r in manifest["routes"]} == {
+            "GET /": ["*"],
+            "GET /boom": ["*"],
+            "POST /items/{id}": ["*"],
+        }
+        origin = {"Origin": "http://localhost:5173"}
+        status, headers, body = http(
+            "OPTIONS",
+            url + "/items/1",
+            headers={**origin, "Access-Control-Request-Method": "POST"},
+        )
+        assert (status, body) == (204, b"")
+        assert headers["access-control-allow-origin"] == "*"
+        assert headers["access-control-allow-methods"] == "*"
+        assert headers["access-control-allow-headers"] == "*"
+        status, headers, _ = http("GET", url + "/", headers=origin)
+        assert status == 200
+        assert headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-origin" not in http("GET", url + "/")[1]
+        running.wait_line(r"OPTIONS /items/1 -> CORS 204")
+    finally:
+        assert running.stop() == 0

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_apigatewayv2 as apigwv2
 
 from pylive.config import AppConfig, load_config
 from pylive.constructs import Api, Function
 from pylive.errors import SynthError
-from pylive.manifest import AppManifest
+from pylive.manifest import AppManifest, CorsSettings
 from pylive.synth import SynthResult, infra_sources, source_hash, synthesize
 from pylive.synth_main import describe_app
 
@@ -214,6 +215,35 @@ def test_function_ids_are_unique_across_stacks(tmp_path: Path) -> None:
         "GET /orders": "Orders-hello",
         "GET /shop": "Shop-Api-hello",
     }
+
+
+def test_routes_carry_their_apis_cors_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "cors"\n')
+    config = load_config(tmp_path)
+    app = cdk.App(context={"pylive:root": str(tmp_path)})
+    stack = cdk.Stack(app, "Web")
+    site = cdk.CfnParameter(stack, "SiteDomain")  # an origin known only at deploy time
+    cors = apigwv2.CorsPreflightOptions(
+        allow_origins=["http://localhost:5173", f"https://{site.value_as_string}"],
+        allow_headers=["content-type"],
+    )
+    Api(stack, "Public", routes={"GET /a": "functions/hello.handler"}, cors=True)
+    Api(stack, "Site", routes={"GET /b": "functions/hello.handler"}, cors=cors)
+    Api(stack, "Plain", routes={"GET /c": "functions/hello.handler"})
+    manifest = describe_app(app, config)
+    assert {r.route_key: r.cors for r in manifest.routes} == {
+        "GET /a": CorsSettings(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",)),
+        "GET /b": CorsSettings(
+            allow_origins=("http://localhost:5173",), allow_headers=("content-type",)
+        ),
+        "GET /c": None,
+    }
+    assert "deploy-time CORS values of Web/Site are left out of local runs" in (
+        capsys.readouterr().err
+    )
+    assert AppManifest.from_json(manifest.to_json()) == manifest
 
 
 def test_synth_main_runs_from_the_command_line(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from constructs import Construct
 from pylive.constructs.function import Function, split_handler
 from pylive.local import routes
 from pylive.local.routes import DEFAULT_ROUTE
+from pylive.manifest import CorsSettings
 
 
 def parse_route_key(route_key: str) -> tuple[str, str] | None:
@@ -43,6 +44,9 @@ class Api(Construct):
     ``routes`` maps route keys (``"GET /"``, ``"POST /items/{id}"``, ``"ANY /{proxy+}"``,
     ``"$default"``) to a :class:`Function` or to a handler string; a handler string creates a
     function inside this construct, one per distinct handler.
+
+    ``cors`` (``True`` or a ``CorsPreflightOptions``) configures CORS on the HTTP API;
+    ``self.cors`` holds the same settings as plain data, which ``pylive dev --local`` applies.
     """
 
     def __init__(
@@ -56,9 +60,9 @@ class Api(Construct):
         super().__init__(scope, id)
         self.routes: dict[str, Function] = {}
         self._functions_by_handler: dict[str, Function] = {}
-        self.http_api: apigwv2.HttpApi = apigwv2.HttpApi(
-            self, "HttpApi", cors_preflight=_cors_options(cors)
-        )
+        options = _cors_options(cors)
+        self.cors: CorsSettings | None = cors_settings(options) if options is not None else None
+        self.http_api: apigwv2.HttpApi = apigwv2.HttpApi(self, "HttpApi", cors_preflight=options)
         self.url: str = self.http_api.url or self.http_api.api_endpoint
         cdk.CfnOutput(self, "Url", value=self.url, description="URL of the HTTP API")
         self.add_routes(routes or {})
@@ -138,4 +142,24 @@ def _cors_options(
         return cors
     raise TypeError(
         f"cors must be True, False or a CorsPreflightOptions, not {type(cors).__name__}"
+    )
+
+
+def cors_settings(options: apigwv2.CorsPreflightOptions) -> CorsSettings:
+    """The plain settings of CDK CORS options, as the HTTP API's ``CorsConfiguration`` has them.
+
+    jsii gives ``CorsHttpMethod`` members their names as values (``ANY``), while the template
+    says ``*`` for ``ANY``; ``max_age`` is a ``Duration``, in whole seconds in the template.
+    """
+    max_age = options.max_age
+    return CorsSettings(
+        allow_origins=tuple(options.allow_origins or ()),
+        allow_methods=tuple(
+            "*" if method is apigwv2.CorsHttpMethod.ANY else str(method.value)
+            for method in options.allow_methods or ()
+        ),
+        allow_headers=tuple(options.allow_headers or ()),
+        expose_headers=tuple(options.expose_headers or ()),
+        max_age=int(max_age.to_seconds()) if max_age is not None else None,
+        allow_credentials=options.allow_credentials,
     )

@@ -1,7 +1,9 @@
 """The app's HTTP API on 127.0.0.1: an ASGI app served by uvicorn (httptools, uvloop).
 
 Each request is matched to a route, turned into a payload-format-2.0 event, run by the
-function's warm worker, and the result converted back, as API Gateway HTTP APIs do.
+function's warm worker, and the result converted back, as API Gateway HTTP APIs do. Routes of
+an Api with CORS get its CORS handling (preflights answered here, headers added to responses;
+see ``pylive.local.cors``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import orjson
 
 from pylive.errors import ServeError
+from pylive.local import cors
 from pylive.local.http_events import (
     HttpResponse,
     build_event,
@@ -57,13 +60,16 @@ class HttpApiApp:
         method: str = scope["method"]
         path: str = scope["path"]
         body = await _read_body(receive)
-        match = self.api.routes.match(method, path)
+        routes = self.api.routes  # one table for the whole request, even if swapped meanwhile
+        if routes.has_cors and await self._preflight(scope, routes, send, started):
+            return
+        match = routes.match(method, path)
         if match is None:
             await _respond(send, not_found_response())
             self._log(method, path, "-", 404, _since(started))
             return
         host = _host(scope)
-        request_id = base64.b64encode(os.urandom(10)).decode()
+        request_id = _request_id()
         event = build_event(
             method=method,
             raw_path=scope.get("raw_path", b"").decode("latin-1") or path,
@@ -81,8 +87,28 @@ class HttpApiApp:
         )
         result = await self._invoke(match.function, orjson.dumps(event))
         response = to_http_response(result.body) if result.ok else error_response()
+        if routes.has_cors:
+            settings = routes.cors_for(match.route_key)
+            if settings is not None:
+                response = cors.apply(settings, scope["headers"], response)
         await _respond(send, response, request_id.encode())
         self._log(method, path, match.function, response.status, _since(started))
+
+    async def _preflight(
+        self, scope: Scope, routes: RouteTable, send: Send, started: float
+    ) -> bool:
+        """Answer a CORS preflight as API Gateway does for an API with CORS; ``False`` when
+        the request is not one, or its path belongs to no such API, and is routed as usual."""
+        method: str = scope["method"]
+        if not cors.is_preflight(method, scope["headers"]):
+            return False
+        settings = routes.preflight_cors(scope["path"])
+        if settings is None:
+            return False
+        response = cors.preflight_response(settings, scope["headers"])
+        await _respond(send, response, _request_id().encode())
+        self._log(method, scope["path"], "CORS", response.status, _since(started))
+        return True
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -103,6 +129,10 @@ async def _respond(send: Send, response: HttpResponse, request_id: bytes | None 
         headers = [*headers, (b"apigw-requestid", request_id)]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
+
+
+def _request_id() -> str:
+    return base64.b64encode(os.urandom(10)).decode()
 
 
 def _host(scope: Scope) -> str:

@@ -21,6 +21,9 @@ Paths: one trailing slash is ignored when matching (``/items/`` selects ``GET /i
 event's ``rawPath`` keeps the slash); matching is case-sensitive; percent-escapes are compared
 decoded (``/caf%C3%A9`` selects ``GET /café``) but an encoded slash ``%2F`` stays inside its
 segment. Path parameter values are percent-decoded (``+`` is kept as is).
+
+Routes carry the CORS settings of the Api they belong to (several Apis are merged into one
+table locally); :meth:`RouteTable.preflight_cors` says which Api answers a CORS preflight.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from pylive.manifest import RouteSpec
+from pylive.manifest import CorsSettings, RouteSpec
 
 DEFAULT_ROUTE = "$default"
 HTTP_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
@@ -171,7 +174,10 @@ class RouteTable:
         patterns: list[_Pattern] = []
         shapes: dict[tuple[str, tuple[str, ...], tuple[int, ...]], str] = {}
         default: RouteSpec | None = None
+        cors: dict[str, CorsSettings] = {}
         for route in routes:
+            if route.cors is not None:
+                cors.setdefault(route.route_key, route.cors)
             if route.route_key == DEFAULT_ROUTE:
                 if default is not None:
                     raise ValueError("duplicate route key '$default'")
@@ -210,6 +216,14 @@ class RouteTable:
         patterns.sort(key=lambda p: p.order)
         self._exact = exact
         self._default = default
+        self._all_patterns = tuple(patterns)
+        self._cors = cors
+        # Checked once per request: with no CORS anywhere, serving costs nothing more.
+        self.has_cors = bool(cors)
+        # A preflight for a path no route serves goes to the Api that owns $default when
+        # there is one (what `preflight_cors` finds), else to the first Api with CORS: each
+        # Api is a host of its own in AWS, which answers preflights whatever the path.
+        self._first_cors = next(iter(cors.values()), None)
         # One pre-merged, pre-ordered list per method; other methods only see ANY routes.
         self._any_patterns = tuple(p for p in patterns if p.method == "ANY")
         self._patterns: dict[str, tuple[_Pattern, ...]] = {
@@ -238,3 +252,27 @@ class RouteTable:
         if self._default is not None:
             return RouteMatch(DEFAULT_ROUTE, self._default.function, {})
         return None
+
+    def cors_for(self, route_key: str) -> CorsSettings | None:
+        """The CORS settings of the Api that owns the route, if it has any."""
+        return self._cors.get(route_key)
+
+    def preflight_cors(self, path: str) -> CorsSettings | None:
+        """The CORS settings that answer a preflight request for ``path``, or ``None`` when
+        the request goes to its route like any other (the path's Api has no CORS)."""
+        route_key = self.route_for_path(path)
+        if route_key is None:
+            return self._first_cors
+        return self._cors.get(route_key)
+
+    def route_for_path(self, path: str) -> str | None:
+        """The key of a route that serves ``path`` for some method (``$default`` last), or
+        ``None``: it tells which Api a path belongs to."""
+        canon = canonical_path(path)
+        by_method = self._exact.get(canon)
+        if by_method:
+            return next(iter(by_method.values())).route_key
+        for pattern in self._all_patterns:
+            if pattern.regex.fullmatch(canon) is not None:
+                return pattern.route_key
+        return DEFAULT_ROUTE if self._default is not None else None

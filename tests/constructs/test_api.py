@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from pylive.constructs import Api, Function
 from pylive.constructs.api import implicit_function_id, parse_route_key
+from pylive.manifest import CorsSettings
 
 
 def resources(template: Template, kind: str) -> list[dict[str, Any]]:
@@ -138,6 +140,63 @@ def test_custom_cors_options(make_stack: Callable[..., cdk.Stack]) -> None:
         "AWS::ApiGatewayV2::Api",
         {"CorsConfiguration": {"AllowOrigins": ["https://example.com"], "AllowMethods": ["GET"]}},
     )
+
+
+def cors_configuration(settings: CorsSettings) -> dict[str, Any]:
+    """Local CORS settings in the form of the template's ``CorsConfiguration``."""
+    names = {
+        "allow_origins": "AllowOrigins",
+        "allow_methods": "AllowMethods",
+        "allow_headers": "AllowHeaders",
+        "expose_headers": "ExposeHeaders",
+        "max_age": "MaxAge",
+        "allow_credentials": "AllowCredentials",
+    }
+    values = {names[k]: v for k, v in dataclasses.asdict(settings).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v not in ((), None)
+    }
+
+
+@pytest.mark.parametrize(
+    "cors",
+    [
+        True,
+        apigwv2.CorsPreflightOptions(allow_origins=["https://example.com"]),
+        apigwv2.CorsPreflightOptions(
+            allow_origins=["https://example.com", "http://localhost:5173"],
+            allow_methods=[
+                apigwv2.CorsHttpMethod.GET,
+                apigwv2.CorsHttpMethod.POST,
+                apigwv2.CorsHttpMethod.OPTIONS,
+            ],
+            allow_headers=["content-type", "authorization"],
+            expose_headers=["x-request-id"],
+            max_age=cdk.Duration.minutes(10),
+            allow_credentials=True,
+        ),
+        apigwv2.CorsPreflightOptions(
+            allow_origins=["*"], allow_methods=[apigwv2.CorsHttpMethod.ANY], allow_credentials=False
+        ),
+    ],
+)
+def test_cors_settings_match_the_template(
+    make_stack: Callable[..., cdk.Stack], cors: bool | apigwv2.CorsPreflightOptions
+) -> None:
+    """What ``pylive dev --local`` applies is what the deployed API is configured with."""
+    stack = make_stack()
+    api = Api(stack, "Api", routes={"GET /": "hello.handler"}, cors=cors)
+    assert api.cors is not None
+    (properties,) = resources(Template.from_stack(stack), "AWS::ApiGatewayV2::Api")
+    assert cors_configuration(api.cors) == properties["CorsConfiguration"]
+
+
+def test_no_cors_settings_without_cors(make_stack: Callable[..., cdk.Stack]) -> None:
+    stack = make_stack()
+    assert Api(stack, "Api", routes={}).cors is None
+    assert Api(stack, "Off", routes={}, cors=False).cors is None
+    for properties in resources(Template.from_stack(stack), "AWS::ApiGatewayV2::Api"):
+        assert "CorsConfiguration" not in properties
 
 
 def test_add_routes_later_and_duplicate_route(make_stack: Callable[..., cdk.Stack]) -> None:
