@@ -74,3 +74,28 @@ def test_templates_lint_clean(
     if mode == "dev":
         text = "\n".join(p.read_text() for p in templates)
         assert '"Handler": "stub.handler"' in text or '"Handler":"stub.handler"' in text
+    if template == "aurora":
+        _check_the_schema_step_runs_on_deploy_only(templates, mode)
+
+
+def _check_the_schema_step_runs_on_deploy_only(templates: list[Path], mode: str) -> None:
+    """`pylive deploy` runs `migrate` once the database (cluster, proxy, its targets) is up;
+    under `pylive dev` the stubs cannot answer during the deploy, so nothing runs."""
+    resources: dict[str, dict[str, object]] = {}
+    for path in templates:
+        resources.update(json.loads(path.read_text()).get("Resources", {}))
+    triggers = {k: v for k, v in resources.items() if v["Type"] == "Custom::Trigger"}
+    if mode == "dev":
+        assert triggers == {}
+        return
+    ((name, trigger),) = triggers.items()
+    assert name.startswith("migrateOnDeploy")
+    after = trigger["DependsOn"]
+    assert isinstance(after, list)
+    kinds = {resources[dependency]["Type"] for dependency in after}
+    assert {
+        "AWS::RDS::DBCluster",
+        "AWS::RDS::DBInstance",
+        "AWS::RDS::DBProxy",
+        "AWS::RDS::DBProxyTargetGroup",
+    } <= kinds

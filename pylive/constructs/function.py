@@ -7,7 +7,7 @@ synth process can describe it to the local runner without reading CloudFormation
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -16,6 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import triggers
 from constructs import Construct
 
 from pylive import protocol
@@ -320,6 +321,26 @@ class Function(Construct):
                 "to it; create it with Function(..., network=network)"
             )
         return self.function.connections
+
+    def run_on_deploy(self, *, after: Sequence[Construct] = ()) -> triggers.Trigger | None:
+        """Invoke this function during `pylive deploy`, once the constructs in ``after`` are
+        deployed, and again whenever its code or settings change; a failed invocation fails
+        the deploy (and CloudFormation rolls it back). For schema migrations and seed data:
+        the function must be safe to run more than once.
+
+        Only in deploy mode: under `pylive dev` the deployed function is the relay stub and
+        no runner is connected while the stacks deploy, and locally nothing is deployed; run
+        it yourself there (`pylive invoke <id>`). Returns the trigger, or None."""
+        if self.mode != "deploy":
+            return None
+        return triggers.Trigger(
+            self,
+            "OnDeploy",
+            handler=self.function,
+            execute_after=list(after),
+            execute_on_handler_change=True,
+            timeout=cdk.Duration.seconds(self.timeout),
+        )
 
     def grant(self, grantee: Callable[[iam.IGrantable], iam.Grant]) -> iam.Grant:
         """Apply a CDK ``grant_*`` method to this function's role and return the grant.

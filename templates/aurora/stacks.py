@@ -37,13 +37,15 @@ class AppStack(Stack):
             return function
 
         # The schema step: creates the table (and, in AWS, the database user the functions
-        # connect as). Run it once after each deploy: `pylive invoke migrate` locally.
+        # connect as). `pylive deploy` runs it once the database is up, and again when its
+        # code changes; locally, run `pylive invoke migrate`.
         migrate = Function(
             self, "migrate", handler="functions/schema.migrate", timeout=60, network=network
         )
         database.grant_connect(migrate, db_user=database.master_username)
         migrate.grant(database.user_secrets["app"].grant_read)
         migrate.add_environment("APP_USER_SECRET_ARN", database.user_secrets["app"].secret_arn)
+        migrate.run_on_deploy(after=[database])
 
         Api(
             self,

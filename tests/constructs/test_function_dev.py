@@ -160,3 +160,28 @@ def test_dev_mode_lets_the_account_assume_the_role(dev_stack: cdk.Stack) -> None
         "Environment"
     ]["Variables"]
     assert variables["PYLIVE_ROLE_ARN"]["Fn::GetAtt"][1] == "Arn"
+
+
+def test_run_on_deploy_adds_a_trigger_after_its_dependencies_in_deploy_mode_only(
+    make_stack: Callable[..., cdk.Stack], tmp_path: Path
+) -> None:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "schema.py").write_text("def migrate(e, c):\n    return 1\n")
+    for mode in ("local", "dev", "deploy"):
+        context = {"pylive:relay": RELAY} if mode == "dev" else {}
+        stack = make_stack(mode, **context)
+        table = cdk.CfnResource(stack, "Table", type="AWS::SQS::Queue")
+        fn = Function(stack, "migrate", handler="functions/schema.migrate", timeout=60)
+        trigger = fn.run_on_deploy(after=[table])
+        triggers = Template.from_stack(stack).find_resources("Custom::Trigger")
+        if mode != "deploy":
+            assert trigger is None and triggers == {}
+            continue
+        assert trigger is not None
+        ((_, resource),) = triggers.items()
+        assert "Table" in resource["DependsOn"]
+        assert resource["Properties"]["ExecuteOnHandlerChange"] is True
+        assert resource["Properties"]["InvocationType"] == "RequestResponse"
+        assert resource["Properties"]["Timeout"] == "60000"
+        version = resource["Properties"]["HandlerArn"]["Ref"]
+        assert version.startswith("migrateFunctionCurrentVersion")
