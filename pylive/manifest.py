@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 2  # 2: routes carry their Api's CORS settings
+MANIFEST_VERSION = 3  # 2: routes carry their Api's CORS settings; 3: infra_files
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ class AppManifest:
     region: str = "us-east-1"
     stage: str = "dev"
     source_hash: str = ""  # hash of the infra code this manifest was synthesized from
+    # The app's own modules that synthesis imported besides the stacks module (helpers of
+    # the infra code), relative to the app root: the hash and the watcher cover them too.
+    infra_files: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -94,6 +97,7 @@ class AppManifest:
             "source_hash": self.source_hash,
             "functions": {k: asdict(v) for k, v in self.functions.items()},
             "routes": [asdict(r) for r in self.routes],
+            "infra_files": list(self.infra_files),
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -109,6 +113,7 @@ class AppManifest:
             source_hash=data.get("source_hash", ""),
             functions={k: FunctionSpec(**v) for k, v in data["functions"].items()},
             routes=[RouteSpec.from_dict(r) for r in data["routes"]],
+            infra_files=tuple(data.get("infra_files", ())),
         )
 
     def write(self, path: Path) -> None:

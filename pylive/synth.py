@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +104,14 @@ def synthesize(
     state_dir = config.state_dir
     manifest_path = state_dir / MANIFEST_FILE
     warnings_path = state_dir / WARNINGS_FILE
+    # Hashed before synthesis starts: a save made while it runs must not look synthesized.
     digest = source_hash(config, mode)
 
     if not force:
         cached = _read_cached(manifest_path)
-        if cached is not None and cached.source_hash == digest:
+        if cached is not None and cached.source_hash == _with_helpers(
+            digest, config, cached.infra_files
+        ):
             warnings = _read_warnings(warnings_path)
             for line in warnings:
                 on_warning(line)
@@ -117,6 +120,7 @@ def synthesize(
     _require_node()
 
     manifest, warnings = _synth_process(config, mode, timeout=timeout)
+    digest = _with_helpers(digest, config, manifest.infra_files)
     manifest = dataclasses.replace(manifest, source_hash=digest)
     for line in warnings:
         on_warning(line)
@@ -235,9 +239,33 @@ def source_hash(config: AppConfig, mode: str) -> str:
 
 
 def infra_sources(config: AppConfig) -> list[Path]:
-    """The app's files that :func:`source_hash` covers: pyproject.toml and the stacks
-    module's source (a watcher can re-synthesize when one of them changes)."""
-    return [config.root / "pyproject.toml", *sorted(_stacks_sources(config))]
+    """The app's files the cached manifest depends on: pyproject.toml, the stacks module's
+    source and the app modules it imported when last synthesized (a watcher re-synthesizes
+    when one of them changes)."""
+    stacks = sorted(_stacks_sources(config))
+    cached = _read_cached(config.state_dir / MANIFEST_FILE)
+    helpers = _helper_files(config, cached.infra_files) if cached is not None else []
+    return [config.root / "pyproject.toml", *stacks, *helpers]
+
+
+def _helper_files(config: AppConfig, infra_files: Iterable[str]) -> list[Path]:
+    """``infra_files`` (relative to the root) without the stacks module's own files."""
+    stacks = set(_stacks_sources(config))
+    return sorted(p for p in (config.root / f for f in infra_files) if p not in stacks)
+
+
+def _with_helpers(digest: str, config: AppConfig, infra_files: Iterable[str]) -> str:
+    """``digest`` extended with the content of the infra helper modules (unchanged when there
+    are none)."""
+    helpers = _helper_files(config, infra_files)
+    if not helpers:
+        return digest
+    h = hashlib.sha256(digest.encode())
+    for path in helpers:
+        data = _read_bytes(path)
+        h.update(f"{path.relative_to(config.root).as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 def find_node() -> str | None:

@@ -112,7 +112,29 @@ def synth_app(
     if scope is not app:
         _check_stack_names(scope)
     app.synth()
-    return describe_app(app, config, mode=mode)
+    manifest = describe_app(app, config, mode=mode)
+    return replace(manifest, infra_files=app_modules(config.root))
+
+
+# Never the app's infra code, even when they sit below its root.
+_NOT_APP_CODE = frozenset({".venv", "venv", "site-packages", STATE_DIR_NAME, "node_modules"})
+
+
+def app_modules(root: Path) -> tuple[str, ...]:
+    """The app's own Python files imported so far (by the stacks module, directly or not),
+    relative to ``root``; pylive's own files are not the app's."""
+    found: set[str] = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file or not file.endswith(".py"):
+            continue
+        path = Path(file).resolve()
+        if not path.is_relative_to(root) or path.is_relative_to(PYLIVE_DIR):
+            continue
+        relative = path.relative_to(root)
+        if _NOT_APP_CODE.isdisjoint(relative.parts):
+            found.add(relative.as_posix())
+    return tuple(sorted(found))
 
 
 RELAY_ENV = "PYLIVE_RELAY"

@@ -114,6 +114,34 @@ def test_editing_the_stacks_module_invalidates_the_cache(tmp_path: Path) -> None
     assert synthesize(config, force=True, on_warning=Warnings()).reused is False
 
 
+@pytest.mark.slow
+def test_a_helper_module_of_the_infra_code_is_tracked(tmp_path: Path) -> None:
+    """stacks.py takes its routes from an app module of its own: editing that module must
+    re-synthesize too, and the watcher must treat it as infra."""
+    config = copy_app("valid", tmp_path)
+    (config.root / "infra").mkdir()
+    (config.root / "infra" / "__init__.py").write_text("")
+    helper = config.root / "infra" / "routes.py"
+    helper.write_text('DELETE_ROUTE = "DELETE /items/{id}"\n')
+    stacks_file = config.root / "stacks.py"
+    stacks_file.write_text(
+        "from infra.routes import DELETE_ROUTE\n"
+        + stacks_file.read_text().replace(
+            '"POST /items/{id}": items,', '"POST /items/{id}": items, DELETE_ROUTE: items,'
+        )
+    )
+    first = synthesize(config, on_warning=Warnings())
+    assert first.manifest.infra_files == ("infra/__init__.py", "infra/routes.py", "stacks.py")
+    assert helper in infra_sources(config)
+    assert synthesize(config, on_warning=Warnings()).reused is True
+
+    helper.write_text('DELETE_ROUTE = "PUT /items/{id}"\n')
+    second = synthesize(config, on_warning=Warnings())
+    assert second.reused is False
+    assert [r.route_key for r in second.manifest.routes][-1] == "PUT /items/{id}"
+    assert synthesize(config, on_warning=Warnings()).reused is True
+
+
 def test_source_hash_covers_mode_stage_pyproject_and_package_tree(tmp_path: Path) -> None:
     root = tmp_path / "app"
     (root / "infra" / "sub").mkdir(parents=True)

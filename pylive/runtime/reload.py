@@ -27,8 +27,8 @@ class SourceFilter(DefaultFilter):
 
 
 class ReloadWatcher:
-    """Calls ``on_code(paths)`` for source changes and ``on_infra()`` when a file in
-    ``infra_files`` changed. Runs until ``stop`` is set."""
+    """Calls ``on_code(paths)`` for every batch of source changes, and ``on_infra()`` too when
+    a file in ``infra_files`` changed. Runs until ``stop`` is set."""
 
     def __init__(
         self,
@@ -54,9 +54,9 @@ class ReloadWatcher:
             rust_timeout=1000,
         ):
             paths = {os.path.realpath(path) for change, path in changes if change in Change}
-            infra = self._infra_files()
-            code = paths - infra
-            if code:
-                self._on_code(code)
-            if paths & infra:
+            # A helper module may serve both the infra code and the functions: reload the
+            # functions that imported a changed file (none did for the stacks module) and
+            # re-synthesize when the infra code depends on it.
+            self._on_code(paths)
+            if paths & self._infra_files():
                 await self._on_infra()

@@ -12,6 +12,8 @@ from pylive.runtime.reload import ReloadWatcher
 
 
 def test_code_and_infra_changes_are_told_apart(tmp_path: Path) -> None:
+    """Code changes go to on_code; an infra file goes to on_infra and to on_code as well (a
+    helper module may be imported by functions too: those then reload)."""
     root = tmp_path.resolve()
     (root / "functions").mkdir()
     (root / ".venv" / "lib").mkdir(parents=True)
@@ -19,7 +21,7 @@ def test_code_and_infra_changes_are_told_apart(tmp_path: Path) -> None:
     stacks = root / "stacks.py"
     stacks.write_text("# stacks\n")
 
-    async def go() -> tuple[list[set[str]], int]:
+    async def go() -> tuple[list[set[str]], int, bool]:
         stop = asyncio.Event()
         code: list[set[str]] = []
         infra = 0
@@ -72,11 +74,12 @@ def test_code_and_infra_changes_are_told_apart(tmp_path: Path) -> None:
                 while infra == 0:
                     seen.clear()
                     await seen.wait()
-            return [reported], infra
+            return [reported], infra, any(os.path.realpath(stacks) in b for b in code)
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
 
-    batches, infra = run(go())
+    batches, infra, infra_also_to_code = run(go())
     assert batches == [{str(root / "functions" / "hello.py")}]
     assert infra == 1
+    assert infra_also_to_code
