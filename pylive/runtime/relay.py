@@ -3,7 +3,11 @@ and sends the answers back.
 
 It holds one WebSocket connection to the relay API (``?role=runner&app=&stage=``, SigV4
 query-signed), reconnecting with backoff when the gateway drops it and renewing it before
-API Gateway's 2-hour limit; a ``ping`` every few minutes keeps it from idling out. Each
+API Gateway's 2-hour limit. A ``ping`` every few minutes keeps it from idling out and proves
+it alive: the router answers ``pong``, and without one within ``probe_timeout`` the client
+reconnects (API Gateway answers no WebSocket-level pings, and a connection that died while
+the laptop was offline can look open for many minutes). When the wall clock jumps ahead of
+the monotonic one (the machine slept), it pings at once. Each
 ``invoke`` (chunks are reassembled) runs on the pool; an ``ack`` goes to the stub only if the
 answer is not ready within ``ack_after`` (100 ms), so a fast warm invocation costs exactly two
 @connections calls (the stub's invoke, the runner's answer). The ``result`` or ``error`` goes
@@ -41,6 +45,9 @@ from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
 KEEPALIVE_S = 5 * 60  # API Gateway closes connections idle for 10 minutes
+PROBE_TIMEOUT_S = 10.0  # the router (a Lambda function, maybe cold) answers a ping by then
+TICK_S = 1.0  # how often the watchdog looks at the clocks
+SLEPT_S = 3.0  # wall time gained over monotonic time that means the machine was asleep
 CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 min early
 RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
@@ -109,10 +116,18 @@ class RelayClient:
         prepare: Callable[[protocol.Invoke], Awaitable[None]] | None = None,
         credentials: CredentialsSource | None = None,
         credentials_refresh: float = CREDENTIALS_REFRESH_S,
+        probe_timeout: float = PROBE_TIMEOUT_S,
+        tick: float = TICK_S,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoint = endpoint
         self.credentials = credentials  # asked again every ``credentials_refresh`` seconds
         self.credentials_refresh = credentials_refresh
+        self.probe_timeout = probe_timeout
+        self.tick = tick
+        self.wall_clock = wall_clock
+        self._pongs: dict[str, asyncio.Future[None]] = {}
+        self.pongs = 0  # pings answered in time: the connection proved alive
         self.invoker = invoker
         self.prepare = prepare  # runs before each invocation (e.g. assumes its role)
         self.stop = stop
@@ -195,7 +210,7 @@ class RelayClient:
     async def _serve(self, ws: ClientConnection) -> Outcome | None:
         opened = time.monotonic()
         reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
-        closer = asyncio.create_task(self._close_when_due(ws, opened))
+        closer = asyncio.create_task(self._watch(ws, opened))
         try:
             async for frame in ws:
                 try:
@@ -210,6 +225,10 @@ class RelayClient:
                     continue
                 if isinstance(message, protocol.Invoke):
                     self._spawn(self._handle(message))
+                elif isinstance(message, protocol.Pong):
+                    waiter = self._pongs.get(message.id)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
         except ConnectionClosed:
             pass
         finally:
@@ -220,25 +239,55 @@ class RelayClient:
         self.log(f"relay connection closed (code {code}); reconnecting")
         return None
 
-    async def _close_when_due(self, ws: ClientConnection, opened: float) -> None:
-        """Close on stop; ping to stay under the idle limit; renew before the age limit."""
+    async def _watch(self, ws: ClientConnection, opened: float) -> None:
+        """Close on stop; renew before the age limit; every ``keepalive`` seconds, or at once
+        after the machine slept, check with a ping that the connection still works, and close
+        it (``run`` then reconnects) when no pong comes back."""
         stopper = asyncio.ensure_future(self.stop.wait())
+        last_ping = time.monotonic()
+        wall, mono = self.wall_clock(), time.monotonic()
         try:
             while True:
-                age = time.monotonic() - opened
-                wait = min(self.keepalive, RENEW_AFTER_S - age)
-                if wait <= 0:
-                    await ws.close(1000, "renewing")
-                    return
-                done, _ = await asyncio.wait({stopper}, timeout=wait)
+                done, _ = await asyncio.wait({stopper}, timeout=self.tick)
                 if done:
                     await ws.close(1000, "pylive dev stopped")
                     return
-                with contextlib.suppress(ConnectionClosed):
-                    ping = protocol.Ping(id=os.urandom(6).hex())
-                    await ws.send(protocol.encode(ping))
+                now_wall, now_mono = self.wall_clock(), time.monotonic()
+                slept = (now_wall - wall) - (now_mono - mono)
+                wall, mono = now_wall, now_mono
+                if now_mono - opened >= RENEW_AFTER_S:
+                    await ws.close(1000, "renewing")
+                    return
+                if slept >= SLEPT_S:
+                    self.log(f"resumed after about {slept:.0f} s asleep; checking the relay")
+                elif now_mono - last_ping < self.keepalive:
+                    continue
+                last_ping = now_mono
+                if not await self._probe(ws):
+                    self.log(
+                        f"the relay did not answer a ping within {self.probe_timeout:g} s; "
+                        "reconnecting"
+                    )
+                    await ws.close(1001, "no pong")
+                    return
         finally:
             stopper.cancel()
+
+    async def _probe(self, ws: ClientConnection) -> bool:
+        """Send a ping; True when its pong arrives within ``probe_timeout``."""
+        ping = protocol.Ping(id=os.urandom(6).hex())
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[ping.id] = waiter
+        try:
+            await ws.send(protocol.encode(ping))
+            async with asyncio.timeout(self.probe_timeout):
+                await waiter
+            self.pongs += 1
+            return True
+        except (TimeoutError, ConnectionClosed):
+            return False
+        finally:
+            self._pongs.pop(ping.id, None)
 
     # -- one invocation ----------------------------------------------------------------------
 

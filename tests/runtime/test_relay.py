@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -278,5 +279,70 @@ def test_expiring_credentials_are_renewed_from_the_source() -> None:
                 assert any("SSO session has expired" in line for line in logs)
                 del accepted[cloud.site.access_key_id]  # the runner's first key has expired
                 assert (await cloud.host.invoke_value("hello", 2))["event"] == 2
+
+    run(scenario())
+
+
+def _silence_pongs(cloud: Cloud) -> None:
+    """The router stops answering pings: what a connection that died unseen looks like."""
+    route = cloud.gateway.routes["$default"]
+
+    async def no_pong(event: dict[str, Any], context: Any) -> Any:
+        if '"ping"' in (event.get("body") or ""):
+            return None
+        return await route(event, context)
+
+    cloud.gateway.routes["$default"] = no_pong
+
+
+def test_pings_prove_the_connection_alive_or_it_is_replaced() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            kw = {"keepalive": 0.05, "tick": 0.02, "probe_timeout": 0.5}
+            async with runner(cloud, ScriptedInvoker(echo), **kw) as client:
+                while client.pongs < 3:
+                    await asyncio.sleep(0.01)
+                assert client.connects == 1
+                _silence_pongs(cloud)
+                while client.connects < 2:
+                    await asyncio.sleep(0.01)
+                logs = client.logs  # type: ignore[attr-defined]
+                assert "the relay did not answer a ping within 0.5 s; reconnecting" in logs
+                await client.connected.wait()
+                cloud.add_stub("hello")
+                assert (await cloud.host.invoke_value("hello", 1))["event"] == 1
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_after_sleep_the_connection_is_checked_at_once(alive: bool) -> None:
+    """The wall clock jumps ahead of the monotonic one (a suspended laptop): the client pings
+    right away instead of waiting for the keepalive, and reconnects if nothing answers."""
+    slept = [0.0]
+
+    def wall_clock() -> float:
+        return time.time() + slept[0]
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            kw = {"keepalive": 3600, "tick": 0.02, "probe_timeout": 0.5, "wall_clock": wall_clock}
+            async with runner(cloud, ScriptedInvoker(echo), **kw) as client:
+                if not alive:
+                    _silence_pongs(cloud)
+                seen = cloud.gateway.stats.messages_in
+                logs = client.logs  # type: ignore[attr-defined]
+                # Until the watchdog (started just after the connect) has seen a jump:
+                while not any("resumed after about 600 s asleep" in line for line in logs):
+                    slept[0] += 600.0
+                    await asyncio.sleep(0.05)
+                if alive:
+                    while client.pongs == 0:
+                        await asyncio.sleep(0.01)
+                    assert cloud.gateway.stats.messages_in > seen  # the ping went through
+                    assert client.connects == 1
+                else:
+                    while client.connects < 2:
+                        await asyncio.sleep(0.01)
 
     run(scenario())
