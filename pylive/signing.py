@@ -56,7 +56,7 @@ class Signer:
         canonical = "\n".join(
             (
                 method,
-                _canonical_path(path),
+                canonical_path(path),
                 _canonical_query(query),
                 "".join(f"{name}:{value}\n" for name, value in headers),
                 names,
@@ -92,7 +92,7 @@ class Signer:
         canonical = "\n".join(
             (
                 "GET",
-                _canonical_path(path),
+                canonical_path(path),
                 _sorted_encoded(pairs),
                 f"host:{host}\n",
                 "host",
@@ -142,8 +142,11 @@ def _parts(url: str) -> tuple[str, str, str]:
 
 
 @functools.lru_cache(maxsize=512)
-def _canonical_path(path: str) -> str:
-    """Dot segments removed, then percent-encoded once more (every service but S3)."""
+def canonical_path(path: str) -> str:
+    """SigV4's canonical path: empty and dot segments removed (consecutive slashes collapse),
+    then every byte but unreserved ones and "/" percent-encoded, so an already encoded ``%3D``
+    becomes ``%253D``, as SigV4 prescribes for every service but S3. Shared with the local
+    API's verifier (``pylive.local.sigv4``)."""
     kept: list[str] = []
     for segment in path.split("/"):
         if segment == "..":

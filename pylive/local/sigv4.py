@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote
 
+from pylive.signing import canonical_path
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
@@ -176,25 +178,9 @@ def _canonical_request(
     canonical_headers = "".join(f"{name}:{value}\n" for name, value in signed_headers)
     names = ";".join(name for name, _ in signed_headers)
     return "\n".join(
-        [method.upper(), _canonical_path(path), canonical_query, canonical_headers, names,
+        [method.upper(), canonical_path(path), canonical_query, canonical_headers, names,
          payload_hash]
     )  # fmt: skip
-
-
-@functools.lru_cache(maxsize=512)  # the same few @connections paths, request after request
-def _canonical_path(path: str) -> str:
-    """Empty and dot segments removed (consecutive slashes collapse), then every byte but
-    unreserved ones and "/" percent-encoded: an already encoded ``%3D`` becomes ``%253D``,
-    as SigV4 prescribes for every service but S3."""
-    kept: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if kept:
-                kept.pop()
-        elif segment and segment != ".":
-            kept.append(segment)
-    trailing = "/" if path.endswith("/") and kept else ""
-    return quote("/" + "/".join(kept) + trailing, safe="/~")
 
 
 def _signed_header_values(headers: Headers, signed: Sequence[str]) -> list[tuple[str, str]]:
