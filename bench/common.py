@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 
-READY_PATTERN = re.compile(r"serving \d+ function\(s\) on (http://\S+) \(ready in ([\d.]+) s\)")
+READY_PATTERN = re.compile(
+    r"serving \d+ function\(s\) on (http://\S+) [^(]*\(ready in ([\d.]+) s\)"
+)
 
 STDLIB_HANDLER = '''"""A trivial stdlib handler (benchmark)."""
 

@@ -205,9 +205,10 @@ class LocalDevSession:
             await asyncio.sleep(0.005)
 
     def _announce(self, manifest: AppManifest, took: float) -> None:
+        path = "directly" if self._relay is None else "through the local relay"
         self.console.info(
             f"pylive dev --local: {manifest.app} serving {len(manifest.functions)} "
-            f"function(s) on {self.url} (ready in {took:.2f} s)"
+            f"function(s) on {self.url} {path} (ready in {took:.2f} s)"
         )
         for route in manifest.routes:
             self.console.info(f"  {route.route_key:<28} -> {route.function}")
