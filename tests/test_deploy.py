@@ -221,6 +221,22 @@ def test_deploy_two_stages_redeploy_unchanged_and_remove(app: Path, moto: dict[s
 
 
 @pytest.mark.slow
+def test_remove_also_removes_the_debug_stack_pylive_dev_deployed(
+    app: Path, moto: dict[str, str]
+) -> None:
+    """`pylive dev` leaves a `<app>-<stage>-Debug` stack (the relay). moto cannot deploy its
+    API Gateway v2 resources, so a stand-in stack of that name plays it: removal is by name."""
+    ok(pylive("deploy", "--stage", "carol", "--method", "direct", cwd=app, env=moto))
+    stand_in = {"Resources": {"Relay": {"Type": "AWS::SQS::Queue"}}}
+    cloudformation = client(moto, "cloudformation")
+    cloudformation.create_stack(StackName="shop-carol-Debug", TemplateBody=json.dumps(stand_in))
+    assert stack(moto, "shop-carol-Debug") is not None
+    out = ok(pylive("remove", "--stage", "carol", "--yes", cwd=app, env=moto))
+    assert stack(moto, "shop-carol-Shop") is None
+    assert stack(moto, "shop-carol-Debug") is None, out
+
+
+@pytest.mark.slow
 def test_a_failing_deploy_names_the_resource(app: Path, moto: dict[str, str]) -> None:
     (app / "stacks.py").write_text(BAD_STACKS)
     result = pylive("deploy", "--stage", "broken", "--method", "direct", cwd=app, env=moto)
