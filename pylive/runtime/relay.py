@@ -296,11 +296,12 @@ class RelayClient:
         if reply_to is None:
             self.log(f"invoke {invoke.request_id} names no connection to answer (dropped)")
             return
-        running = asyncio.ensure_future(self._run(invoke))
-        loop = asyncio.get_running_loop()
-        ack = loop.call_later(self.ack_after, self._ack, running, reply_to, invoke.request_id)
+        # Fires only while the invocation still runs (it is cancelled as soon as it ends).
+        ack = asyncio.get_running_loop().call_later(
+            self.ack_after, self._ack, reply_to, invoke.request_id
+        )
         try:
-            result = await running
+            result = await self._run(invoke)
         except KeyError:
             result = _unknown_function(invoke, self.endpoint.stage)
         except Exception as exc:  # a bug on this side: answer rather than let the stub wait
@@ -322,9 +323,8 @@ class RelayClient:
             trace_id=context.trace_id,
         )
 
-    def _ack(self, running: asyncio.Future[Any], reply_to: str, request_id: str) -> None:
-        if not running.done():
-            self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
+    def _ack(self, reply_to: str, request_id: str) -> None:
+        self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
 
     async def _answer(self, reply_to: str, message: protocol.Message) -> None:
         frames = protocol.split(protocol.encode(message), max_frame_bytes=POST_CHUNK_BYTES)
