@@ -263,7 +263,7 @@ class RelayClient:
                 elif now_mono - last_ping < self.keepalive:
                     continue
                 last_ping = now_mono
-                if not await self._probe(ws):
+                if not await self._probe(ws, stopper):
                     self.log(
                         f"the relay did not answer a ping within {self.probe_timeout:g} s; "
                         "reconnecting"
@@ -273,21 +273,23 @@ class RelayClient:
         finally:
             stopper.cancel()
 
-    async def _probe(self, ws: ClientConnection) -> bool:
-        """Send a ping; True when its pong arrives within ``probe_timeout``."""
+    async def _probe(self, ws: ClientConnection, stopper: asyncio.Future[Any]) -> bool:
+        """Send a ping; True when its pong arrives within ``probe_timeout`` (or the client
+        is stopping meanwhile, which the caller sees next)."""
         ping = protocol.Ping(id=os.urandom(6).hex())
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pongs[ping.id] = waiter
         try:
             await ws.send(protocol.encode(ping))
-            async with asyncio.timeout(self.probe_timeout):
-                await waiter
-            self.pongs += 1
-            return True
-        except (TimeoutError, ConnectionClosed):
+            await asyncio.wait({waiter, stopper}, timeout=self.probe_timeout)
+        except ConnectionClosed:
             return False
         finally:
             self._pongs.pop(ping.id, None)
+        if waiter.done():
+            self.pongs += 1
+            return True
+        return stopper.done()
 
     # -- one invocation ----------------------------------------------------------------------
 
