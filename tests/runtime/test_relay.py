@@ -298,7 +298,7 @@ def _silence_pongs(cloud: Cloud) -> None:
 def test_pings_prove_the_connection_alive_or_it_is_replaced() -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud:
-            kw = {"keepalive": 0.05, "tick": 0.02, "probe_timeout": 0.5}
+            kw = {"keepalive": 0.05, "tick": 0.02, "probe_timeout": 2.0}
             async with runner(cloud, ScriptedInvoker(echo), **kw) as client:
                 while client.pongs < 3:
                     await asyncio.sleep(0.01)
@@ -307,7 +307,7 @@ def test_pings_prove_the_connection_alive_or_it_is_replaced() -> None:
                 while client.connects < 2:
                     await asyncio.sleep(0.01)
                 logs = client.logs  # type: ignore[attr-defined]
-                assert "the relay did not answer a ping within 0.5 s; reconnecting" in logs
+                assert "the relay did not answer a ping within 2 s; reconnecting" in logs
                 await client.connected.wait()
                 cloud.add_stub("hello")
                 assert (await cloud.host.invoke_value("hello", 1))["event"] == 1
@@ -326,7 +326,10 @@ def test_after_sleep_the_connection_is_checked_at_once(alive: bool) -> None:
 
     async def scenario() -> None:
         async with local_cloud() as cloud:
-            kw = {"keepalive": 3600, "tick": 0.02, "probe_timeout": 0.5, "wall_clock": wall_clock}
+            # A live router answers within the generous timeout even on a loaded machine.
+            probe_timeout = 10.0 if alive else 0.5
+            kw = {"keepalive": 3600, "tick": 0.02, "probe_timeout": probe_timeout}
+            kw["wall_clock"] = wall_clock
             async with runner(cloud, ScriptedInvoker(echo), **kw) as client:
                 if not alive:
                     _silence_pongs(cloud)
