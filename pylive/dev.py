@@ -270,7 +270,7 @@ class _LocalRelay:
             stub_code_dir(),
             PoolOptions(
                 region=config.region,
-                output=console.output,
+                output=StubOutput(console.output),
                 events=console.event,
                 preload_file=config.state_dir / STUB_PRELOAD_FILE,
             ),
@@ -294,13 +294,15 @@ class _LocalRelay:
         self.stubs.set_functions(self._stubs(manifest, timeout_override))
 
     def _stubs(self, manifest: AppManifest, timeout_override: float | None) -> list[FunctionSpec]:
-        """Each function as dev mode deploys it: the stub, with the function's settings."""
+        """Each function as dev mode deploys it: the stub, with the function's settings and
+        its ``dev_timeout``, so that a function that runs too long fails with its own timeout
+        error from the worker, as it does live."""
         return [
             dataclasses.replace(
                 spec,
                 handler=STUB_HANDLER,
                 code_dir=str(stub_code_dir()),
-                timeout=timeout_override or spec.timeout,
+                timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
                 environment={
                     **spec.environment,
                     **stub_environment(spec.id, self.api.site),
@@ -312,6 +314,31 @@ class _LocalRelay:
     async def close(self) -> None:
         await self.stubs.close()
         await self.api.stop()
+
+
+class StubOutput:
+    """What the stubs print, for the console. A function's error reaches the console from
+    the function's own worker; the stub re-raises it for Lambda, and the runtime logs it again
+    with the stub's traceback: that report is left out. The stub's own failures (``Pylive...``
+    errors: no runner, the relay unreachable) keep their one ``[ERROR]`` line. Everything else
+    is shown, labelled ``<function> (stub)``."""
+
+    def __init__(self, sink: Callable[[str, str], None]) -> None:
+        self._sink = sink
+        self._in_report: set[str] = set()  # functions whose stub is printing an error report
+
+    def __call__(self, function_id: str, line: str) -> None:
+        if line.startswith("[ERROR] "):
+            self._in_report.add(function_id)
+            if not line[len("[ERROR] ") :].startswith("Pylive"):
+                return
+        elif function_id in self._in_report and (
+            line.startswith(" ") or line == "Traceback (most recent call last):"
+        ):
+            return
+        else:
+            self._in_report.discard(function_id)
+        self._sink(f"{function_id} (stub)", line)
 
 
 async def _finish(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 3  # 2: routes carry their Api's CORS settings; 3: infra_files
+MANIFEST_VERSION = 4  # 2: routes' CORS settings; 3: infra_files; 4: dev_timeout
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class FunctionSpec:
     environment: dict[str, str] = field(default_factory=dict)
     function_name: str = ""  # the deployed function name, when known; defaults to the id
     path: str = ""  # construct path below the app's stage ("App/hello"): how stubs name it
+    dev_timeout: float = 0.0  # the stub's timeout in dev mode (0: the function's timeout)
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
             architecture=fn.architecture,
             environment=environment,
             path=fn.path,
+            dev_timeout=fn.dev_timeout,
         )
 
     routes: list[RouteSpec] = []

@@ -197,3 +197,30 @@ def test_cors_of_the_api_is_applied(app: Path) -> None:
         running.wait_line(r"OPTIONS /items/1 -> CORS 204")
     finally:
         assert running.stop() == 0
+
+
+def test_stub_output_leaves_out_the_report_of_an_error_the_function_already_showed() -> None:
+    from pylive.dev import StubOutput
+
+    shown: list[tuple[str, str]] = []
+    output = StubOutput(lambda function_id, line: shown.append((function_id, line)))
+    for line in [
+        "[ERROR] ValueError: bad input",  # re-raised for the function: its worker showed it
+        "Traceback (most recent call last):",
+        '  File "/var/task/stub.py", line 489, in handler',
+        "    return _await_answer(conn, request_id, deadline_ms)",
+        "pylive: ignored a relay message: chunk 3 of a message that was dropped",
+        "[ERROR] PyliveDevNotRunning: pylive dev is not running for stage dev (no runner)",
+        "Traceback (most recent call last):",
+        '  File "/var/task/stub.py", line 470, in handler',
+        "a line of its own",
+    ]:
+        output("hang", line)
+    assert shown == [
+        ("hang (stub)", "pylive: ignored a relay message: chunk 3 of a message that was dropped"),
+        (
+            "hang (stub)",
+            "[ERROR] PyliveDevNotRunning: pylive dev is not running for stage dev (no runner)",
+        ),
+        ("hang (stub)", "a line of its own"),
+    ]

@@ -53,6 +53,7 @@ HANDLERS = {
     ),
 }
 TIMEOUTS = {"echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0}
+DEV_TIMEOUT = 900.0  # Function(dev_timeout=...)'s default
 
 
 class Cloud:
@@ -74,9 +75,11 @@ class Cloud:
             gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
         )
         self.host.add(router_function(self.site, MemoryTable()))
-        for name, timeout in TIMEOUTS.items():
+        for name in TIMEOUTS:
             env = {"AWS_LAMBDA_FUNCTION_NAME": name}
-            self.host.add(stub_function(name, self.site, timeout=timeout, lambda_env=env))
+            # As dev mode deploys it: the stub runs with the function's dev_timeout; the
+            # runner's worker enforces the function's own timeout.
+            self.host.add(stub_function(name, self.site, timeout=DEV_TIMEOUT, lambda_env=env))
 
     def _gateway(self, port: int) -> WebSocketGateway:
         return WebSocketGateway(
@@ -175,10 +178,8 @@ def test_a_hanging_handler_times_out_at_its_deadline(cloud: Cloud, runner: Runni
     ok, body = cloud.invoke("hang", {})
     took = time.monotonic() - started
     assert not ok
-    assert "did not answer before its deadline" in body["errorMessage"] or (
-        "Task timed out after 1.50 seconds" in body["errorMessage"]
-    )
-    assert 1.2 <= took <= 1.6
+    assert body["errorMessage"].endswith("Task timed out after 1.50 seconds"), body
+    assert 1.4 <= took <= 2.5
     # The worker was replaced: the function answers again (with its timeout error, promptly).
     ok, body = cloud.invoke("echo", {"after": "hang"})
     assert ok and body == {"after": "hang"}

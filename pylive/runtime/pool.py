@@ -279,10 +279,12 @@ class WorkerPool:
         except TimeoutError:
             worker.kill()
             body = _timeout_error(request_id, timeout)
+            self._report(state, body)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         except WorkerDied:
             status = await self._exit_status(worker.pid)
             body = _exit_error(request_id, status)
+            self._report(state, body)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         finally:
             state.busy.discard(worker)
@@ -295,6 +297,11 @@ class WorkerPool:
             request_id=request_id,
             duration_ms=_since(started),
         )
+
+    def _report(self, state: _FunctionState, error: bytes) -> None:
+        """Show an error the runtime raised (no handler code did: a timeout, an exit) among
+        the function's output, as Lambda writes it to the function's log."""
+        self._options.output(state.spec.id, json.loads(error)["errorMessage"])
 
     async def _acquire(self, state: _FunctionState) -> Worker | bytes:
         while state.idle:

@@ -124,6 +124,8 @@ def test_timeout_kills_and_replaces_the_worker(tmp_path: Path, recorder: Recorde
                 r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z req-1 Task timed out after 0\.50 seconds",
                 error["errorMessage"],
             )
+            # As Lambda writes it to the function's log: on the console too.
+            assert ("slow", error["errorMessage"]) in recorder.lines
             await _wait_dead(pid)
             again = await pool.invoke("slow", _event({"seconds": 0}))
             assert again.ok and json.loads(again.body) == "slept"
@@ -172,10 +174,12 @@ def test_crashing_worker_gives_exit_error_and_next_request_works(
             for function_id, event, status in cases:
                 result = await pool.invoke(function_id, _event(event), request_id="r-9")
                 assert not result.ok
+                message = f"RequestId: r-9 Error: Runtime exited with error: {status}"
                 assert json.loads(result.body) == {
                     "errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: r-9 Error: Runtime exited with error: {status}",
+                    "errorMessage": message,
                 }
+                assert (function_id, message) in recorder.lines
             # The pool recovers: the next request gets a fresh worker.
             ok = await pool.invoke("exits", _event({"code": 0}))
             assert json.loads(ok.body)["errorMessage"].endswith(
