@@ -51,6 +51,7 @@ SLEPT_S = 3.0  # wall time gained over monotonic time that means the machine was
 CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 min early
 RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
+CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large answer posted at the same time
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 5.0
@@ -331,12 +332,39 @@ class RelayClient:
     async def _answer(self, reply_to: str, message: protocol.Message) -> None:
         frames = protocol.split(protocol.encode(message), max_frame_bytes=POST_CHUNK_BYTES)
         try:
-            for frame in frames:
-                if not await self.connections.post(reply_to, frame.encode()):
-                    self.log(f"the stub waiting for {_rid(message)} is gone; answer dropped")
-                    return
+            if len(frames) == 1:
+                delivered = await self.connections.post(reply_to, frames[0].encode())
+            else:
+                delivered = await self._post_chunks(reply_to, frames)
         except (OSError, TimeoutError, RuntimeError) as exc:
             self.log(f"could not send the {message.TYPE} of {_rid(message)}: {_why(exc)}")
+            return
+        if not delivered:
+            self.log(f"the stub waiting for {_rid(message)} is gone; answer dropped")
+
+    async def _post_chunks(self, reply_to: str, frames: list[str]) -> bool:
+        """Post a large answer's chunks a few at a time: each POST is a network round trip to
+        API Gateway, and the stub reassembles chunks in any order. False when it is gone."""
+        gate = asyncio.Semaphore(CHUNK_POSTS_IN_FLIGHT)
+        gone = failed = False
+
+        async def post(frame: str) -> None:
+            nonlocal gone, failed
+            async with gate:
+                if gone or failed:
+                    return  # the answer cannot arrive whole any more
+                try:
+                    if not await self.connections.post(reply_to, frame.encode()):
+                        gone = True
+                except BaseException:
+                    failed = True
+                    raise
+
+        outcomes = await asyncio.gather(*(post(f) for f in frames), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return not gone
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
