@@ -349,3 +349,23 @@ def test_after_sleep_the_connection_is_checked_at_once(alive: bool) -> None:
                         await asyncio.sleep(0.01)
 
     run(scenario())
+
+
+def test_a_large_answer_for_a_stub_that_is_gone_stops_after_the_first_chunks() -> None:
+    """Chunks go out a few at a time; once @connections says the stub is gone (410), the
+    rest are not sent, and the runner says the answer was dropped."""
+    from pylive.runtime.relay import CHUNK_POSTS_IN_FLIGHT
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)) as client:
+            answer = protocol.Result("req-big", {"data": "x" * 3_000_000})
+            chunks = len(protocol.split(protocol.encode(answer), max_frame_bytes=120 * 1024))
+            assert chunks > 3 * CHUNK_POSTS_IN_FLIGHT
+            before = cloud.gateway.stats.connections_calls
+            await client._answer("bm9ib2R5", answer)  # a connection id nobody holds
+            posted = cloud.gateway.stats.connections_calls - before
+            assert 1 <= posted <= CHUNK_POSTS_IN_FLIGHT
+            logs = client.logs  # type: ignore[attr-defined]
+            assert "the stub waiting for req-big is gone; answer dropped" in logs
+
+    run(scenario())
