@@ -99,6 +99,8 @@ class LocalDevSession:
                 invoke = await relay.start(manifest, timeout_override=self._timeout_override())
                 tasks.append(relay.runner)
             self._api = HttpApi(RouteTable(manifest.routes))
+            if self.options.debug:  # a breakpoint may hold an invocation for minutes
+                self._api.integration_timeout = None
             app = HttpApiApp(self._api, invoke, self.console.request)
             server = _QuietServer(
                 uvicorn.Config(

@@ -212,6 +212,11 @@ def error_response() -> HttpResponse:
     return _respond(500, _JSON, b'{"message":"Internal Server Error"}')
 
 
+def unavailable_response() -> HttpResponse:
+    """What an HTTP API answers when the integration does not answer within its timeout."""
+    return _respond(503, _JSON, b'{"message":"Service Unavailable"}')
+
+
 def not_found_response() -> HttpResponse:
     """What an HTTP API answers when no route (not even ``$default``) matches."""
     return _respond(404, _JSON, b'{"message":"Not Found"}')

@@ -8,6 +8,7 @@ see ``pylive.local.cors``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -26,11 +27,13 @@ from pylive.local.http_events import (
     error_response,
     not_found_response,
     to_http_response,
+    unavailable_response,
 )
 from pylive.local.routes import RouteTable
 from pylive.runtime.pool import InvokeResult
 
 Invoke = Callable[[str, bytes], Awaitable[InvokeResult]]
+INTEGRATION_TIMEOUT_S = 30.0  # HTTP APIs wait at most 30 s for a Lambda integration
 RequestLog = Callable[[str, str, str, int, float], None]  # method, path, function, status, ms
 
 Scope = dict[str, Any]
@@ -45,6 +48,8 @@ class HttpApi:
     routes: RouteTable
     api_id: str = "local"
     stage: str = "$default"
+    # After this the client gets 503 while the function runs on; None: wait (a debugger).
+    integration_timeout: float | None = INTEGRATION_TIMEOUT_S
 
 
 class HttpApiApp:
@@ -85,7 +90,14 @@ class HttpApiApp:
             request_id=request_id,
             time_epoch_ms=int(time.time() * 1000),
         )
-        result = await self._invoke(match.function, orjson.dumps(event))
+        timer = self._start_timer(send, method, path, match.function, started)
+        try:
+            result = await self._invoke(match.function, orjson.dumps(event))
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timer is not None and timer.answered:
+            return  # the client got its 503; the function has now finished too
         response = to_http_response(result.body) if result.ok else error_response()
         if routes.has_cors:
             settings = routes.cors_for(match.route_key)
@@ -93,6 +105,19 @@ class HttpApiApp:
                 response = cors.apply(settings, scope["headers"], response)
         await _respond(send, response, request_id.encode())
         self._log(method, path, match.function, response.status, _since(started))
+
+    def _start_timer(
+        self, send: Send, method: str, path: str, function: str, started: float
+    ) -> _IntegrationTimer | None:
+        timeout = self.api.integration_timeout
+        if timeout is None:
+            return None
+
+        async def answer() -> None:
+            await _respond(send, unavailable_response())
+            self._log(method, path, function, 503, _since(started))
+
+        return _IntegrationTimer(timeout, answer)
 
     async def _preflight(
         self, scope: Scope, routes: RouteTable, send: Send, started: float
@@ -109,6 +134,24 @@ class HttpApiApp:
         await _respond(send, response, _request_id().encode())
         self._log(method, scope["path"], "CORS", response.status, _since(started))
         return True
+
+
+class _IntegrationTimer:
+    """Answers 503 when the integration timeout passes first, as API Gateway does; the
+    invocation itself is not cancelled (the function runs until it ends, as in Lambda)."""
+
+    def __init__(self, timeout: float, answer: Callable[[], Awaitable[None]]) -> None:
+        self.answered = False
+        self._answer = answer
+        self._task: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(timeout, self._fire)
+
+    def _fire(self) -> None:
+        self.answered = True
+        self._task = asyncio.ensure_future(self._answer())
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def _read_body(receive: Receive) -> bytes:
