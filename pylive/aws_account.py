@@ -11,8 +11,12 @@ from typing import Any
 
 from pylive.errors import PyliveError
 
-BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default
-BOOTSTRAP_VERSION_PARAMETER = f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version"
+
+def bootstrap_version_parameter(qualifier: str) -> str:
+    """The SSM parameter the CDK bootstrap stack with ``qualifier`` publishes its version in."""
+    return f"/cdk-bootstrap/{qualifier}/version"
+
+
 _TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}
 
 
@@ -74,7 +78,7 @@ def resolve_target(region: str) -> AwsTarget:
     )
 
 
-def is_bootstrapped(target: AwsTarget) -> bool | None:
+def is_bootstrapped(target: AwsTarget, qualifier: str) -> bool | None:
     """Whether the CDK bootstrap stack exists in the target (its version parameter is
     readable); None when that cannot be told (no permission...), so the deploy decides."""
     boto3, botocore = _boto()
@@ -82,7 +86,7 @@ def is_bootstrapped(target: AwsTarget) -> bool | None:
         "ssm", config=botocore.config.Config(**_TIMEOUTS)
     )
     try:
-        ssm.get_parameter(Name=BOOTSTRAP_VERSION_PARAMETER)
+        ssm.get_parameter(Name=bootstrap_version_parameter(qualifier))
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return False

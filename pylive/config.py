@@ -6,6 +6,7 @@ region = "us-east-1"     # default AWS region
 stage = "dev"            # default stage for `pylive dev`
 stacks = "stacks"        # module (importable from the app root) with `def stacks(app)`
 python = ".venv/bin/python"  # interpreter for workers; default: the app's .venv, else pylive's
+bootstrap_qualifier = "hnb659fds"  # the CDK bootstrap stack to deploy with (the CDK's default)
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from pylive.errors import ConfigError
 DEFAULT_REGION = "us-east-1"
 DEFAULT_STAGE = "dev"
 DEFAULT_STACKS_MODULE = "stacks"
+DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's own default
 STATE_DIR_NAME = ".pylive"
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_KNOWN_KEYS = {"name", "region", "stage", "stacks", "python"}
+_KNOWN_KEYS = {"name", "region", "stage", "stacks", "python", "bootstrap_qualifier"}
+_QUALIFIER_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")  # what `cdk bootstrap --qualifier` accepts
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class AppConfig:
     stage: str
     stacks_module: str
     python: Path  # interpreter the workers run on
+    bootstrap_qualifier: str = DEFAULT_BOOTSTRAP_QUALIFIER
 
     @property
     def state_dir(self) -> Path:
@@ -92,6 +96,12 @@ def load_config(start: Path | None = None, *, stage: str | None = None) -> AppCo
             f"{root / 'pyproject.toml'}: [tool.pylive] stacks {stacks_module!r} "
             "is not a Python module name"
         )
+    qualifier = _optional_str(table, "bootstrap_qualifier", root) or DEFAULT_BOOTSTRAP_QUALIFIER
+    if not _QUALIFIER_RE.match(qualifier):
+        raise ConfigError(
+            f"{root / 'pyproject.toml'}: [tool.pylive] bootstrap_qualifier {qualifier!r} must be "
+            "1 to 10 letters or digits (the qualifier your CDK bootstrap stack was created with)"
+        )
     return AppConfig(
         root=root,
         name=name,
@@ -101,6 +111,7 @@ def load_config(start: Path | None = None, *, stage: str | None = None) -> AppCo
         stage=stage or _optional_str(table, "stage", root) or DEFAULT_STAGE,
         stacks_module=stacks_module,
         python=_interpreter(root, _optional_str(table, "python", root)),
+        bootstrap_qualifier=qualifier,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from pylive.assembly import StackArtifact, construct_paths, stage_stacks
 from pylive.aws_account import AwsTarget, existing_stacks, is_bootstrapped, resolve_target
 from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
-from pylive.config import AppConfig
+from pylive.config import DEFAULT_BOOTSTRAP_QUALIFIER, AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError, UsageError
 from pylive.synth import DEBUG_STACK_ID, stage_id, synthesize_assembly, validate_stage
@@ -144,6 +144,14 @@ def remove(
     return everything
 
 
+def toolkit_stack_name(qualifier: str) -> str:
+    """The CDK bootstrap stack pylive creates for ``qualifier``: the CDK's ``CDKToolkit`` for
+    its default qualifier, ``CDKToolkit-<qualifier>`` for any other."""
+    if qualifier == DEFAULT_BOOTSTRAP_QUALIFIER:
+        return "CDKToolkit"
+    return f"CDKToolkit-{qualifier}"
+
+
 def debug_stack_name(config: AppConfig) -> str:
     """The CloudFormation name of the stage's DebugStack."""
     return f"{stage_id(config.name, config.stage)}-{DEBUG_STACK_ID}"
@@ -188,6 +196,7 @@ class _Toolkit:
     ) -> None:
         self.console = console
         self.target = target
+        self.qualifier = config.bootstrap_qualifier
         self.stacks = stacks
         self.work = stage_dir(config)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -198,12 +207,17 @@ class _Toolkit:
         self.bootstrapped = False
 
     def ensure_bootstrapped(self) -> None:
-        if is_bootstrapped(self.target) is False:
+        if is_bootstrapped(self.target, self.qualifier) is False:
             self.bootstrap()
 
     def bootstrap(self) -> None:
         self.console.event(f"bootstrapping {self.target.environment} for the CDK (once)")
-        self.run(["bootstrap", self.target.environment], "bootstrap")
+        args = ["bootstrap", self.target.environment, "--qualifier", self.qualifier]
+        if self.qualifier != DEFAULT_BOOTSTRAP_QUALIFIER:
+            # A stack of its own: bootstrapping into the default CDKToolkit stack would
+            # switch it to this qualifier under every other app of the account.
+            args += ["--toolkit-stack-name", toolkit_stack_name(self.qualifier)]
+        self.run(args, "bootstrap")
         self.bootstrapped = True
 
     def run(

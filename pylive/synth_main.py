@@ -96,6 +96,8 @@ def synth_app(
             "pylive:app": config.name,
             "pylive:root": root,
             "@aws-cdk/core:defaultCrossStackReferences": "strong",
+            # the bootstrap stack the templates and assets refer to
+            "@aws-cdk/core:bootstrapQualifier": config.bootstrap_qualifier,
             # what the CDK toolkit sets when it runs an app itself: construct paths in the
             # templates, so errors can name the construct behind a logical id
             **({"aws:cdk:enable-path-metadata": True} if staged else {}),

@@ -63,3 +63,13 @@ def test_a_pyproject_without_the_table_is_skipped_for_its_parent(tmp_path: Path)
     nested.mkdir()
     (nested / "pyproject.toml").write_text("[project]\nname = 'lib'\n")
     assert load_config(nested).root == root.resolve()
+
+
+def test_the_bootstrap_qualifier_defaults_to_the_cdks_and_is_checked(tmp_path: Path) -> None:
+    assert load_config(_app(tmp_path)).bootstrap_qualifier == "hnb659fds"
+    custom = _app(tmp_path, 'name = "shop"\nbootstrap_qualifier = "team42"')
+    assert load_config(custom).bootstrap_qualifier == "team42"
+    for bad in ("team-42", "elevenchars"):
+        _app(tmp_path, f'name = "shop"\nbootstrap_qualifier = "{bad}"')
+        with pytest.raises(ConfigError, match="1 to 10 letters or digits"):
+            load_config(tmp_path)

@@ -294,3 +294,30 @@ def test_failure_line_without_resource_events() -> None:
     assert failure_line(REAL_FAILURE[-1:]) == (
         "app-dev/Api (app-dev-Api): The stack named app-dev-Api failed creation: ROLLBACK_COMPLETE"
     )
+
+
+@pytest.mark.slow
+def test_a_custom_bootstrap_qualifier_gets_its_own_bootstrap_stack(
+    app: Path, moto: dict[str, str]
+) -> None:
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.pylive]", '[tool.pylive]\nbootstrap_qualifier = "team42"'
+        )
+    )
+    out = ok(pylive("deploy", "--stage", "dana", "--method", "direct", cwd=app, env=moto))
+    assert "bootstrapping aws://123456789012/us-east-1" in out
+    ssm = client(moto, "ssm")
+    assert ssm.get_parameter(Name="/cdk-bootstrap/team42/version")["Parameter"]["Value"]
+    assert stack(moto, "CDKToolkit-team42") is not None
+    default = stack(moto, "CDKToolkit")  # other tests' apps bootstrapped it: left alone
+    if default is not None:
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in default["Parameters"]}
+        assert parameters["Qualifier"] == "hnb659fds"
+    deployed = stack(moto, "shop-dana-Shop")
+    assert deployed is not None and deployed["StackStatus"] == "CREATE_COMPLETE"
+    template = client(moto, "cloudformation").get_template(StackName="shop-dana-Shop")
+    body = template["TemplateBody"]
+    text = body if isinstance(body, str) else json.dumps(body)
+    assert "/cdk-bootstrap/team42/version" in text
