@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,3 +121,45 @@ def existing_stacks(target: AwsTarget, names: list[str]) -> set[str]:
         if any(s.get("StackStatus") != "DELETE_COMPLETE" for s in stacks):
             found.add(name)
     return found
+
+
+def tagged_stacks(target: AwsTarget, app: str, stage: str) -> list[str]:
+    """The live stacks tagged as stage ``stage`` of app ``app`` (pylive tags every stack it
+    deploys), newest first: the order that deletes dependents before what they depend on."""
+    boto3, botocore = _boto()
+    cloudformation = boto3.Session(region_name=target.region).client(
+        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
+    )
+    found: list[tuple[Any, str]] = []
+    try:
+        for page in cloudformation.get_paginator("describe_stacks").paginate():
+            for stack in page.get("Stacks", []):
+                tags = {t.get("Key"): t.get("Value") for t in stack.get("Tags", [])}
+                if (
+                    tags.get("pylive:app") == app
+                    and tags.get("pylive:stage") == stage
+                    and stack.get("StackStatus") != "DELETE_COMPLETE"
+                ):
+                    found.append((stack["CreationTime"], stack["StackName"]))
+    except botocore.exceptions.ClientError as exc:
+        raise CredentialsError(f"cannot list the stacks: {exc}") from None
+    return [name for _, name in sorted(found, reverse=True)]
+
+
+def delete_stack(target: AwsTarget, name: str, *, poll: float = 2.0) -> str | None:
+    """Delete stack ``name`` and wait for the end; None when it is gone, else CloudFormation's
+    reason for failing."""
+    boto3, botocore = _boto()
+    cloudformation = boto3.Session(region_name=target.region).client(
+        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
+    )
+    stack_id = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackId"]
+    cloudformation.delete_stack(StackName=stack_id)
+    while True:
+        stack = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]
+        status = stack.get("StackStatus", "")
+        if status == "DELETE_COMPLETE":
+            return None
+        if status.endswith("_FAILED"):
+            return str(stack.get("StackStatusReason") or status)
+        time.sleep(poll)

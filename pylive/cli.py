@@ -225,7 +225,6 @@ def deploy(stage: str | None, method: str, concurrency: int) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def remove(stage: str | None, yes: bool) -> None:
     """Delete every stack of a stage from AWS (asks first unless --yes)."""
-    from pylive.assembly import StackArtifact
     from pylive.aws_account import AwsTarget
     from pylive.config import load_config
     from pylive.console import Console
@@ -236,19 +235,18 @@ def remove(stage: str | None, yes: bool) -> None:
     if not yes and not sys.stdin.isatty():
         raise UsageError("remove asks for confirmation: run it in a terminal or pass --yes")
 
-    def confirm(stacks: list[StackArtifact], target: AwsTarget) -> bool:
+    def confirm(stacks: list[str], target: AwsTarget) -> bool:
         if yes:
             return True
-        names = ", ".join(s.stack_name for s in stacks)
         return _confirm(
-            f"Delete {len(stacks)} stack(s) of stage {config.stage!r} ({names}) from "
-            f"{target.describe()}?",
+            f"Delete {len(stacks)} stack(s) of stage {config.stage!r} ({', '.join(stacks)}) "
+            f"from {target.describe()}?",
             default=False,
         )
 
     removed = remove_stage(config, Console(), confirm)
     if removed:
-        click.echo(f"Removed stage {config.stage!r}: {', '.join(s.stack_name for s in removed)}")
+        click.echo(f"Removed stage {config.stage!r}: {', '.join(removed)}")
 
 
 def _confirm(question: str, default: bool) -> bool:

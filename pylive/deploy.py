@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pylive.assembly import StackArtifact, construct_paths, stage_stacks
-from pylive.aws_account import AwsTarget, existing_stacks, is_bootstrapped, resolve_target
+from pylive.aws_account import (
+    AwsTarget,
+    delete_stack,
+    existing_stacks,
+    is_bootstrapped,
+    resolve_target,
+    tagged_stacks,
+)
 from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
 from pylive.config import DEFAULT_BOOTSTRAP_QUALIFIER, AppConfig
 from pylive.console import Console
-from pylive.errors import PyliveError, UsageError
+from pylive.errors import PyliveError, SynthError, UsageError
 from pylive.synth import DEBUG_STACK_ID, stage_id, synthesize_assembly, validate_stage
 from pylive.toolkit_output import ProgressFilter, failure_line, needs_bootstrap
 
@@ -109,26 +116,32 @@ def deploy(
 def remove(
     config: AppConfig,
     console: Console,
-    confirm: Callable[[list[StackArtifact], AwsTarget], bool],
-) -> list[StackArtifact]:
-    """Delete every stack of the stage, after ``confirm`` agreed. Returns the stacks removed
-    (empty when the user declined)."""
+    confirm: Callable[[list[str], AwsTarget], bool],
+) -> list[str]:
+    """Delete every stack of the stage, after ``confirm`` agreed. Returns the names of the
+    stacks removed (empty when the user declined).
+
+    The toolkit destroys what synthesis says the stage holds. When the app no longer
+    synthesizes (broken or deleted infra code), the stacks are found by the tags pylive gives
+    every stack and deleted through CloudFormation, newest first."""
     validate_stage(config.stage)
     target = resolve_target(config.region)
     work = stage_dir(config)
     # The app's stacks, and the debug stack `pylive dev` deployed (when there is one).
     plans: list[tuple[Path, list[StackArtifact]]] = []
-    for mode, cdk_out in (("deploy", work / "cdk.out"), ("debug", work / "cdk.out-debug")):
-        if mode == "debug" and not existing_stacks(target, [debug_stack_name(config)]):
-            continue
-        stacks = _synth(config, console, cdk_out, target=target, mode=mode)
-        existing = existing_stacks(target, [s.stack_name for s in stacks])
-        plans.append((cdk_out, [s for s in stacks if s.stack_name in existing]))
-    everything = [s for _, stacks in plans for s in stacks]
+    try:
+        for mode, cdk_out in (("deploy", work / "cdk.out"), ("debug", work / "cdk.out-debug")):
+            if mode == "debug" and not existing_stacks(target, [debug_stack_name(config)]):
+                continue
+            stacks = _synth(config, console, cdk_out, target=target, mode=mode)
+            existing = existing_stacks(target, [s.stack_name for s in stacks])
+            plans.append((cdk_out, [s for s in stacks if s.stack_name in existing]))
+    except SynthError as exc:
+        console.warn(f"{exc}; finding the stage's stacks by their tags instead")
+        return _remove_tagged(config, console, confirm, target)
+    everything = [s.stack_name for _, stacks in plans for s in stacks]
     if not everything:
-        console.event(
-            f"stage {config.stage!r} of {config.name} has no stacks in {target.describe()}"
-        )
+        _say_nothing_to_remove(config, console, target)
         return []
     if not confirm(everything, target):
         return []
@@ -142,6 +155,32 @@ def remove(
             )
     (work / "outputs.json").unlink(missing_ok=True)
     return everything
+
+
+def _remove_tagged(
+    config: AppConfig,
+    console: Console,
+    confirm: Callable[[list[str], AwsTarget], bool],
+    target: AwsTarget,
+) -> list[str]:
+    names = tagged_stacks(target, config.name, config.stage)
+    if not names:
+        _say_nothing_to_remove(config, console, target)
+        return []
+    if not confirm(names, target):
+        return []
+    console.event(f"removing {config.name} stage {config.stage!r} from {target.describe()}")
+    for name in names:
+        console.info(f"  deleting {name}")
+        failure = delete_stack(target, name)
+        if failure is not None:
+            raise DeployError(f"remove failed: {name}: {failure}")
+    (stage_dir(config) / "outputs.json").unlink(missing_ok=True)
+    return names
+
+
+def _say_nothing_to_remove(config: AppConfig, console: Console, target: AwsTarget) -> None:
+    console.event(f"stage {config.stage!r} of {config.name} has no stacks in {target.describe()}")
 
 
 def toolkit_stack_name(qualifier: str) -> str:

@@ -321,3 +321,26 @@ def test_a_custom_bootstrap_qualifier_gets_its_own_bootstrap_stack(
     body = template["TemplateBody"]
     text = body if isinstance(body, str) else json.dumps(body)
     assert "/cdk-bootstrap/team42/version" in text
+
+
+@pytest.mark.slow
+def test_remove_works_when_the_app_no_longer_synthesizes(app: Path, moto: dict[str, str]) -> None:
+    """Infra code broken or deleted: the stage's stacks are found by pylive's tags and
+    deleted through CloudFormation; a stack without them is left alone, whatever its name."""
+    ok(pylive("deploy", "--stage", "erin", "--method", "direct", cwd=app, env=moto))
+    cloudformation = client(moto, "cloudformation")
+    stand_in = json.dumps({"Resources": {"Relay": {"Type": "AWS::SQS::Queue"}}})
+    tags = [{"Key": "pylive:app", "Value": "shop"}, {"Key": "pylive:stage", "Value": "erin"}]
+    cloudformation.create_stack(StackName="shop-erin-Debug", TemplateBody=stand_in, Tags=tags)
+    cloudformation.create_stack(StackName="shop-erin-NotOurs", TemplateBody=stand_in)
+    (app / "stacks.py").write_text("raise RuntimeError('work in progress')\n")
+
+    result = pylive("remove", "--stage", "erin", "--yes", cwd=app, env=moto)
+    out = ok(result)
+    assert "finding the stage's stacks by their tags instead" in result.stderr + out
+    assert "Removed stage 'erin': shop-erin-Debug, shop-erin-Shop" in out  # newest first
+    assert stack(moto, "shop-erin-Shop") is None
+    assert stack(moto, "shop-erin-Debug") is None
+    assert stack(moto, "shop-erin-NotOurs") is not None
+    again = ok(pylive("remove", "--stage", "erin", "--yes", cwd=app, env=moto))
+    assert "has no stacks" in again
