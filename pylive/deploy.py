@@ -140,12 +140,8 @@ def remove(
         console.warn(f"{exc}; finding the stage's stacks by their tags instead")
         return _remove_tagged(config, console, confirm, target)
     everything = [s.stack_name for _, stacks in plans for s in stacks]
-    if not everything:
-        _say_nothing_to_remove(config, console, target)
+    if not _agreed(config, console, confirm, target, everything):
         return []
-    if not confirm(everything, target):
-        return []
-    console.event(f"removing {config.name} stage {config.stage!r} from {target.describe()}")
     for cdk_out, stacks in plans:
         if stacks:
             toolkit = _Toolkit(config, target, console, stacks)
@@ -164,12 +160,8 @@ def _remove_tagged(
     target: AwsTarget,
 ) -> list[str]:
     names = tagged_stacks(target, config.name, config.stage)
-    if not names:
-        _say_nothing_to_remove(config, console, target)
+    if not _agreed(config, console, confirm, target, names):
         return []
-    if not confirm(names, target):
-        return []
-    console.event(f"removing {config.name} stage {config.stage!r} from {target.describe()}")
     for name in names:
         console.info(f"  deleting {name}")
         failure = delete_stack(target, name)
@@ -179,8 +171,22 @@ def _remove_tagged(
     return names
 
 
-def _say_nothing_to_remove(config: AppConfig, console: Console, target: AwsTarget) -> None:
-    console.event(f"stage {config.stage!r} of {config.name} has no stacks in {target.describe()}")
+def _agreed(
+    config: AppConfig,
+    console: Console,
+    confirm: Callable[[list[str], AwsTarget], bool],
+    target: AwsTarget,
+    names: list[str],
+) -> bool:
+    """True when there is something to remove and ``confirm`` agreed (then it says so)."""
+    where = target.describe()
+    if not names:
+        console.event(f"stage {config.stage!r} of {config.name} has no stacks in {where}")
+        return False
+    if not confirm(names, target):
+        return False
+    console.event(f"removing {config.name} stage {config.stage!r} from {where}")
+    return True
 
 
 def toolkit_stack_name(qualifier: str) -> str:
