@@ -200,3 +200,13 @@ def poll(check: Callable[[], Any], timeout: float = 30, interval: float = 0.01) 
 
 def json_body(raw: bytes) -> Any:
     return json.loads(raw)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    """A CLI failure as pylive reports every one: exit ``code``, one ``Error: ...`` line on
+    stderr that contains ``text``, no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and text in lines[0], lines[0]
+    assert "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from apphelpers import copy_app, create_app, pylive_cmd
+from apphelpers import assert_one_line_error, copy_app, create_app, pylive_cmd
 
 
 def pylive(
@@ -30,14 +30,6 @@ def pylive(
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return create_app(tmp_path_factory.mktemp("cli") / "demo")
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and text in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

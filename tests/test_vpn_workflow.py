@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from apphelpers import assert_one_line_error
 from botocore.stub import Stubber
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -72,14 +73,6 @@ def pylive(
         timeout=120,
         env=env if env is not None else dict(os.environ),
     )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and text in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def no_credentials_env(tmp_path: Path) -> dict[str, str]:
