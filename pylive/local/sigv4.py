@@ -17,21 +17,25 @@ whose message says what did not match; callers answer 403.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
-from pylive.signing import canonical_path
+from pylive.signing import (
+    ALGORITHM,
+    EMPTY_SHA256,
+    canonical_path,
+    canonical_query,
+    signature,
+    signing_key,
+)
 
-ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 Headers = Sequence[tuple[str, str]]
 
@@ -79,7 +83,7 @@ def verify_presigned(
     values = _signed_header_values(headers, signed)
     # SDKs sign a presigned URL's (empty) payload either by its hash or as UNSIGNED-PAYLOAD.
     problem = SignatureError("the signature does not match the request")
-    for payload_hash in (_EMPTY_SHA256, UNSIGNED_PAYLOAD):
+    for payload_hash in (EMPTY_SHA256, UNSIGNED_PAYLOAD):
         canonical = _canonical_request(method, path, unsigned, values, payload_hash)
         try:
             _compare(scope, params["X-Amz-Date"], canonical, params["X-Amz-Signature"], secrets)
@@ -171,14 +175,10 @@ def _canonical_request(
     signed_headers: Sequence[tuple[str, str]],
     payload_hash: str,
 ) -> str:
-    canonical_query = "&".join(
-        f"{k}={v}"
-        for k, v in sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in query)
-    )
     canonical_headers = "".join(f"{name}:{value}\n" for name, value in signed_headers)
     names = ";".join(name for name, _ in signed_headers)
     return "\n".join(
-        [method.upper(), canonical_path(path), canonical_query, canonical_headers, names,
+        [method.upper(), canonical_path(path), canonical_query(query), canonical_headers, names,
          payload_hash]
     )  # fmt: skip
 
@@ -196,30 +196,17 @@ def _signed_header_values(headers: Headers, signed: Sequence[str]) -> list[tuple
 
 
 def _compare(
-    scope: _Scope, amz_date: str, canonical: str, signature: str, secrets: Mapping[str, str]
+    scope: _Scope, amz_date: str, canonical: str, given: str, secrets: Mapping[str, str]
 ) -> None:
     secret = secrets.get(scope.access_key)
     if secret is None:
         raise SignatureError(f"unknown access key {scope.access_key[:32]!r}")
     if amz_date[:8] != scope.date:
         raise SignatureError("the credential scope date differs from X-Amz-Date")
-    string_to_sign = "\n".join(
-        [ALGORITHM, amz_date, scope.text(), hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = _signing_key(secret, scope.date, scope.region, scope.service)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    key = signing_key(secret, scope.date, scope.region, scope.service)
+    expected = signature(key, amz_date, scope.text(), canonical)
+    if not hmac.compare_digest(expected, given):
         raise SignatureError("the signature does not match the request")
-
-
-@functools.lru_cache(maxsize=64)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """SigV4's derived key: the same for a whole day, so derived once (four HMACs saved on
-    every request the emulator checks)."""
-    key = f"AWS4{secret}".encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
 
 
 def _check_algorithm(algorithm: str) -> None:
