@@ -56,7 +56,7 @@ class Signer:
             (
                 method,
                 canonical_path(path),
-                canonical_query(_query_pairs(query)),
+                canonical_query(_query_pairs(query)) if query else "",
                 "".join(f"{name}:{value}\n" for name, value in headers),
                 names,
                 hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
