@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import secrets
 import time
 from typing import Any
 
@@ -62,38 +61,21 @@ def big_round_trip(url: str, rounds: int = 5) -> list[float]:
 
 def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
     """The real gateway, router and stub, a runner whose pool answers at once."""
-    from pylive.local.lambda_host import (
-        LambdaHost,
-        RelaySite,
-        router_function,
-        router_integration,
-        stub_function,
-    )
-    from pylive.local.store import MemoryTable
-    from pylive.local.ws_gateway import WebSocketGateway
+    from pylive.local.lambda_host import stub_function
+    from pylive.local.relay_api import LocalRelayApi
     from pylive.runtime.pool import InvokeResult
-    from pylive.runtime.relay import RelayClient, RelayEndpoint
+    from pylive.runtime.relay import RelayClient
 
     class Echo:
         async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
             return InvokeResult(True, event)
 
     async def scenario() -> dict[str, Any]:
-        key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
-        host = LambdaHost()
-        route = router_integration(host)
-        routes = {"$connect": route, "$disconnect": route, "$default": route}
-        async with WebSocketGateway(routes, credentials={key: secret}) as gw:
-            site = RelaySite(
-                gw.ws_url, gw.connections_url, "bench", "dev", "us-east-1", key, secret
-            )
-            host.add(router_function(site, MemoryTable()))
-            host.add(stub_function("hello", site, timeout=3.0, lambda_env={}))
+        async with LocalRelayApi(app="bench", stage="dev") as api:
+            gw, host = api.gateway, api.host
+            host.add(stub_function("hello", api.site, timeout=3.0, lambda_env={}))
             stop = asyncio.Event()
-            endpoint = RelayEndpoint(
-                site.ws_url, site.connections_url, "bench", "dev", "us-east-1", key, secret
-            )
-            client = RelayClient(endpoint, Echo(), stop=stop, log=common.log)
+            client = RelayClient(api.site, Echo(), stop=stop, log=common.log)
             task = asyncio.create_task(client.run())
             await client.connected.wait()
             await host.invoke("hello", b"{}")  # cold: connect + whoami
@@ -105,7 +87,6 @@ def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
             after = gw.stats.connections_calls_by_operation
             stop.set()
             await task
-            host.close()
         per_op = {op: (after[op] - before.get(op, 0)) / invocations for op in after}
         return {
             "per_invocation": round(sum(per_op.values()), 3),

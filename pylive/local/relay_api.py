@@ -4,6 +4,7 @@ host, its table in memory) and the only credentials the API accepts (random per 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from pylive.local.lambda_host import (
     LambdaHost,
@@ -21,6 +22,7 @@ class LocalRelayApi:
         self.access_key_id = "AKIA" + secrets.token_hex(8).upper()
         self.secret_access_key = secrets.token_urlsafe(30)
         self.host = LambdaHost(region=region)
+        self.table = MemoryTable()  # the router's connection table
         integration = router_integration(self.host)
         self.gateway = WebSocketGateway(
             {"$connect": integration, "$disconnect": integration, "$default": integration},
@@ -30,11 +32,18 @@ class LocalRelayApi:
 
     async def start(self) -> None:
         await self.gateway.start()
-        self.host.add(router_function(self.site, MemoryTable()))
+        self.host.add(router_function(self.site, self.table))
 
     async def stop(self) -> None:
         self.host.close()
         await self.gateway.stop()
+
+    async def __aenter__(self) -> LocalRelayApi:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
 
     @property
     def site(self) -> RelaySite:

@@ -20,10 +20,9 @@ from pylive.local.lambda_host import (
     ROUTER,
     LambdaHost,
     RelaySite,
-    router_function,
-    router_integration,
     stub_function,
 )
+from pylive.local.relay_api import LocalRelayApi
 from pylive.local.store import MemoryTable
 from pylive.local.ws_gateway import WebSocketGateway
 from pylive.runtime.pool import InvokeResult
@@ -74,18 +73,8 @@ class Cloud:
 
 @asynccontextmanager
 async def local_cloud(stage: str = "dev") -> AsyncIterator[Cloud]:
-    key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
-    host = LambdaHost(region="us-east-1")
-    integration = router_integration(host)
-    routes = {"$connect": integration, "$disconnect": integration, "$default": integration}
-    async with WebSocketGateway(routes, credentials={key: secret}, stage=stage) as gw:
-        site = RelaySite(gw.ws_url, gw.connections_url, "shop", stage, "us-east-1", key, secret)
-        table = MemoryTable()
-        host.add(router_function(site, table))
-        try:
-            yield Cloud(gw, host, site, table)
-        finally:
-            host.close()
+    async with LocalRelayApi(app="shop", stage=stage) as api:
+        yield Cloud(api.gateway, api.host, api.site, api.table)
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -20,11 +19,9 @@ from pylive import protocol
 from pylive.local.lambda_host import (
     LambdaHost,
     RelaySite,
-    router_function,
-    router_integration,
     stub_function,
 )
-from pylive.local.store import MemoryTable
+from pylive.local.relay_api import LocalRelayApi
 from pylive.local.ws_gateway import WebSocketGateway
 from pylive.runtime.relay import ConnectionsClient, RelayEndpoint
 
@@ -68,17 +65,8 @@ class Cloud:
 
 @asynccontextmanager
 async def local_cloud() -> AsyncIterator[Cloud]:
-    key, secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
-    host = LambdaHost()
-    route = router_integration(host)
-    routes = {"$connect": route, "$disconnect": route, "$default": route}
-    async with WebSocketGateway(routes, credentials={key: secret}, stage="ada") as gw:
-        site = RelaySite(gw.ws_url, gw.connections_url, "shop", "ada", "us-east-1", key, secret)
-        host.add(router_function(site, MemoryTable()))
-        try:
-            yield Cloud(gw, host, site)
-        finally:
-            host.close()
+    async with LocalRelayApi(app="shop", stage="ada") as api:
+        yield Cloud(api.gateway, api.host, api.site)
 
 
 @asynccontextmanager
