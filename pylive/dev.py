@@ -74,6 +74,7 @@ class LocalDevSession:
         self.url = ""
         self.ready = asyncio.Event()
         self._api: HttpApi | None = None
+        self._manifest: AppManifest | None = None  # what is served now
         self._pool: WorkerPool | None = None
         self._relay: _LocalRelay | None = None
 
@@ -87,7 +88,7 @@ class LocalDevSession:
         # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
         # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        manifest = await self._synthesize(announce=False)
+        manifest = self._manifest = await self._synthesize(announce=False)
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None
         tasks: list[asyncio.Task[Any]] = []
@@ -176,7 +177,7 @@ class LocalDevSession:
         )
 
     def _infra_files(self) -> set[str]:
-        return {os.path.realpath(p) for p in infra_sources(self.config)}
+        return {os.path.realpath(p) for p in infra_sources(self.config, self._manifest)}
 
     def _code_changed(self, paths: set[str]) -> None:
         assert self._pool is not None
@@ -187,7 +188,7 @@ class LocalDevSession:
     async def _infra_changed(self) -> None:
         assert self._pool is not None and self._api is not None
         try:
-            manifest = await self._synthesize(announce=True)
+            manifest = self._manifest = await self._synthesize(announce=True)
         except PyliveError as exc:
             self.console.warn(f"{exc} (still serving the previous routes)")
             return

@@ -106,6 +106,7 @@ class _ByPath:
         self.update(manifest)
 
     def update(self, manifest: AppManifest) -> None:
+        self.manifest = manifest
         self.ids = {spec.path: spec.id for spec in manifest.functions.values() if spec.path}
 
     async def invoke(self, function_id: str, event: bytes, **kwargs: Any) -> InvokeResult:
@@ -296,7 +297,7 @@ class LiveDevSession:
             )
 
         def infra_files() -> set[str]:
-            return {os.path.realpath(p) for p in infra_sources(self.config)}
+            return {os.path.realpath(p) for p in infra_sources(self.config, invoker.manifest)}
 
         return ReloadWatcher(
             self.config.root,

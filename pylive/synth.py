@@ -238,14 +238,12 @@ def source_hash(config: AppConfig, mode: str) -> str:
     return h.hexdigest()
 
 
-def infra_sources(config: AppConfig) -> list[Path]:
-    """The app's files the cached manifest depends on: pyproject.toml, the stacks module's
-    source and the app modules it imported when last synthesized (a watcher re-synthesizes
+def infra_sources(config: AppConfig, manifest: AppManifest | None = None) -> list[Path]:
+    """The app's files a manifest depends on: pyproject.toml, the stacks module's source and
+    the app modules it imported when ``manifest`` was synthesized (a watcher re-synthesizes
     when one of them changes)."""
-    stacks = sorted(_stacks_sources(config))
-    cached = _read_cached(config.state_dir / MANIFEST_FILE)
-    helpers = _helper_files(config, cached.infra_files) if cached is not None else []
-    return [config.root / "pyproject.toml", *stacks, *helpers]
+    helpers = _helper_files(config, manifest.infra_files) if manifest is not None else []
+    return [config.root / "pyproject.toml", *sorted(_stacks_sources(config)), *helpers]
 
 
 def _helper_files(config: AppConfig, infra_files: Iterable[str]) -> list[Path]:

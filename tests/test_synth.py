@@ -132,7 +132,7 @@ def test_a_helper_module_of_the_infra_code_is_tracked(tmp_path: Path) -> None:
     )
     first = synthesize(config, on_warning=Warnings())
     assert first.manifest.infra_files == ("infra/__init__.py", "infra/routes.py", "stacks.py")
-    assert helper in infra_sources(config)
+    assert helper in infra_sources(config, first.manifest)
     assert synthesize(config, on_warning=Warnings()).reused is True
 
     helper.write_text('DELETE_ROUTE = "PUT /items/{id}"\n')
