@@ -118,6 +118,27 @@ def test_changing_the_stacks_updates_routes_without_a_restart(
     assert running.proc.pid == pid and running.proc.poll() is None
 
 
+def test_changing_a_module_the_stacks_import_updates_routes(app: Path) -> None:
+    """The route comes from an app module of its own; saving that module re-synthesizes."""
+    (app / "routes.py").write_text('ITEM_ROUTE = "POST /items/{id}"\n')
+    stacks = app / "stacks.py"
+    text = stacks.read_text()
+    assert '"POST /items/{id}"' in text
+    stacks.write_text(
+        "from routes import ITEM_ROUTE\n" + text.replace('"POST /items/{id}"', "ITEM_ROUTE")
+    )
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", "--direct"), cwd=app)
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+        assert http("GET", url + "/items/1")[0] == 404
+        (app / "routes.py").write_text('ITEM_ROUTE = "ANY /items/{id}"\n')
+        running.wait_line(r"routes updated \(3 routes\)", timeout=120)
+        status, _, body = http("GET", url + "/items/1")
+        assert status == 200, body
+    finally:
+        running.stop()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stops_cleanly_leaving_no_process(app: Path, sig: int, path_args: list[str]) -> None:
     running = Running(pylive_cmd("dev", "--local", "--port", "0", *path_args), cwd=app)
