@@ -82,10 +82,8 @@ def resolve_target(region: str) -> AwsTarget:
 def is_bootstrapped(target: AwsTarget, qualifier: str) -> bool | None:
     """Whether the CDK bootstrap stack exists in the target (its version parameter is
     readable); None when that cannot be told (no permission...), so the deploy decides."""
-    boto3, botocore = _boto()
-    ssm = boto3.Session(region_name=target.region).client(
-        "ssm", config=botocore.config.Config(**_TIMEOUTS)
-    )
+    _, botocore = _boto()
+    ssm = _client(target, "ssm")
     try:
         ssm.get_parameter(Name=bootstrap_version_parameter(qualifier))
     except botocore.exceptions.ClientError as exc:
@@ -97,6 +95,14 @@ def is_bootstrapped(target: AwsTarget, qualifier: str) -> bool | None:
     return True
 
 
+def _client(target: AwsTarget, service: str) -> Any:
+    """A boto3 client for ``service`` in the target's region, with pylive's timeouts."""
+    boto3, botocore = _boto()
+    return boto3.Session(region_name=target.region).client(
+        service, config=botocore.config.Config(**_TIMEOUTS)
+    )
+
+
 def _boto() -> tuple[Any, Any]:
     """boto3 and botocore (with its config and exceptions modules), imported on first use."""
     for name in ("botocore.config", "botocore.exceptions"):
@@ -106,10 +112,8 @@ def _boto() -> tuple[Any, Any]:
 
 def existing_stacks(target: AwsTarget, names: list[str]) -> set[str]:
     """Which of the CloudFormation stacks ``names`` exist in the target."""
-    boto3, botocore = _boto()
-    cloudformation = boto3.Session(region_name=target.region).client(
-        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
-    )
+    _, botocore = _boto()
+    cloudformation = _client(target, "cloudformation")
     found: set[str] = set()
     for name in names:
         try:
@@ -126,10 +130,8 @@ def existing_stacks(target: AwsTarget, names: list[str]) -> set[str]:
 def tagged_stacks(target: AwsTarget, app: str, stage: str) -> list[str]:
     """The live stacks tagged as stage ``stage`` of app ``app`` (pylive tags every stack it
     deploys), newest first: the order that deletes dependents before what they depend on."""
-    boto3, botocore = _boto()
-    cloudformation = boto3.Session(region_name=target.region).client(
-        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
-    )
+    _, botocore = _boto()
+    cloudformation = _client(target, "cloudformation")
     found: list[tuple[Any, str]] = []
     try:
         for page in cloudformation.get_paginator("describe_stacks").paginate():
@@ -149,10 +151,7 @@ def tagged_stacks(target: AwsTarget, app: str, stage: str) -> list[str]:
 def delete_stack(target: AwsTarget, name: str, *, poll: float = 2.0) -> str | None:
     """Delete stack ``name`` and wait for the end; None when it is gone, else CloudFormation's
     reason for failing."""
-    boto3, botocore = _boto()
-    cloudformation = boto3.Session(region_name=target.region).client(
-        "cloudformation", config=botocore.config.Config(**_TIMEOUTS)
-    )
+    cloudformation = _client(target, "cloudformation")
     stack_id = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackId"]
     cloudformation.delete_stack(StackName=stack_id)
     while True:
