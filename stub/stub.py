@@ -12,7 +12,10 @@ or AWS client would add more time to each than the round trip itself.
 One WebSocket connection per container, opened lazily (SigV4-signed, ``?role=stub``), reused
 by warm invocations and renewed before API Gateway's idle (10 min) and maximum (2 h)
 connection limits. The invoke goes to the runner's connection through the @connections API;
-the ack and the answer come back on the stub's own connection, matched by request id.
+the ack and the answer come back on the stub's own connection, matched by request id. The
+@connections answer to the invoke is read once the runner's answer is in (or after
+``POST_ANSWER_WAIT_S``, for a slow one): by then it has long arrived, so a fast warm
+invocation waits (and the Lambda container wakes) once instead of twice.
 
 Configuration (environment): ``PYLIVE_RELAY_URL``, ``PYLIVE_CALLBACK_URL``, ``PYLIVE_APP``,
 ``PYLIVE_STAGE``, ``PYLIVE_FUNCTION_ID``, optionally ``PYLIVE_ACK_TIMEOUT`` (seconds, 2) and
@@ -30,7 +33,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -49,6 +52,7 @@ IDLE_RENEW_S = 9 * 60  # API Gateway closes a connection idle for 10 minutes
 AGE_RENEW_S = 110 * 60  # ... and any connection after 2 hours
 DEADLINE_MARGIN_S = 0.1  # answer before Lambda's own timeout would cut the stub off
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
+POST_ANSWER_WAIT_S = 0.05  # how long the @connections answer to an invoke may stay unread
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -204,18 +208,30 @@ class _Connection:
         api: _ConnectionsApi = self._client
         return api
 
-    def post(self, connection_id: str, data: bytes) -> None:
-        status, body = self.api.call("POST", connection_id, data)
+    def post(self, connection_id: str, data: bytes, *, read_answer: bool = True) -> None:
+        """POST ``data`` to a connection; with ``read_answer=False`` the answer is left for
+        :meth:`finish_post` to read (and raise on)."""
+        self.api.send("POST", connection_id, data)
+        self.last_active = time.time()
+        if read_answer:
+            self.finish_post()
+
+    @property
+    def post_unread(self) -> bool:
+        return self.api.http.pending
+
+    def finish_post(self) -> None:
+        status, body = self.api.answer()
         if status == 410:
             raise _Gone
         if status != 200:
             raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
-        self.last_active = time.time()
 
     def runner_alive(self) -> bool:
         if self.runner_id is None:
             return False
-        status, body = self.api.call("GET", self.runner_id)
+        self.api.send("GET", self.runner_id)
+        status, body = self.api.answer()
         if status == 410:
             return False
         if status != 200:
@@ -233,11 +249,21 @@ class _ConnectionsApi:
         self.base = url.path.rstrip("/")
         self.http = _Http(url.hostname or "localhost", url.port, tls=url.scheme == "https")
 
-    def call(self, method: str, connection_id: str, body: bytes = b"") -> tuple[int, bytes]:
+    def send(self, method: str, connection_id: str, body: bytes = b"") -> None:
+        """Send a call; :meth:`answer` reads its answer."""
         path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
         headers = self.settings.signer.headers(method, self.origin + path, body)
+        with self._unreachable():
+            self.http.send(method, path, headers, body)
+
+    def answer(self) -> tuple[int, bytes]:
+        with self._unreachable():
+            return self.http.answer()
+
+    @contextlib.contextmanager
+    def _unreachable(self) -> Iterator[None]:
         try:
-            return self.http.request(method, path, headers, body)
+            yield
         except (OSError, ValueError):
             raise PyliveRelayError(
                 f"cannot reach the @connections API at {self.settings.callback_url}"
@@ -359,37 +385,74 @@ class _WebSocket:
 
 class _Http:
     """HTTP/1.1 requests, one at a time, on one kept-alive connection (reopened when the
-    server has closed it)."""
+    server has closed it). A request is sent by :meth:`send` and its response read by
+    :meth:`answer`, so that the caller may wait for something else in between."""
 
     def __init__(self, host: str, port: int | None, *, tls: bool, timeout: float = 10) -> None:
         self.host, self.tls, self.timeout = host, tls, timeout
         self.port = port or (443 if tls else 80)
         self.sock: socket.socket | None = None
         self._buffer = b""
+        self._sent: tuple[bytes, bool] | None = None  # the request awaiting its answer; reused?
+
+    @property
+    def pending(self) -> bool:
+        return self._sent is not None
 
     def request(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, bytes]:
+        self.send(method, path, headers, body)
+        return self.answer()
+
+    def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        if self._sent is not None:  # a caller gave up waiting for it: start afresh
+            self.close()
         lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
         lines.append(f"Content-Length: {len(body)}")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        for attempt in (1, 2):
-            reused = self.sock is not None
-            sock = self.sock or self._open()
+        self._sent = (data, self._send(data))
+
+    def answer(self) -> tuple[int, bytes]:
+        """The response to the request sent last. A kept-alive connection the server had
+        closed fails on first use: the request is sent once more on a new one."""
+        assert self._sent is not None, "no request was sent"
+        data, reused = self._sent
+        try:
+            assert self.sock is not None
+            return self._response(self.sock)
+        except (OSError, ValueError):
+            self.close()
+            if not reused:
+                raise
+            self._send(data)
+            assert self.sock is not None
             try:
-                sock.settimeout(self.timeout)
-                sock.sendall(data)
-                return self._response(sock)
+                return self._response(self.sock)
             except (OSError, ValueError):
                 self.close()
-                if not reused or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                raise
+        finally:
+            self._sent = None
+
+    def _send(self, data: bytes) -> bool:
+        """Send on the kept connection, or a new one; True if it was kept from before."""
+        reused = self.sock is not None
+        sock = self.sock or self._open()
+        try:
+            sock.settimeout(self.timeout)
+            sock.sendall(data)
+        except OSError:
+            self.close()
+            if not reused:
+                raise
+            return self._send(data)
+        return reused
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
-        self.sock, self._buffer = None, b""
+        self.sock, self._buffer, self._sent = None, b"", None
 
     def _open(self) -> socket.socket:
         self.sock = _open_socket(self.host, self.port, tls=self.tls, timeout=self.timeout)
@@ -485,27 +548,35 @@ def handler(event: Any, context: Any) -> Any:
         reply_to=conn.connection_id,
     )
     frames = protocol.split(protocol.encode(invoke), max_frame_bytes=POST_CHUNK_BYTES)
-    _send(conn, frames)
-    return _await_answer(conn, request_id, deadline_ms)
+    try:
+        _post(conn, frames, read_last_answer=False)
+    except _Gone:
+        _post_again(conn, frames)
+    return _await_answer(conn, request_id, deadline_ms, frames)
 
 
-def _send(conn: _Connection, frames: list[str]) -> None:
-    for attempt in (1, 2):
+def _post(conn: _Connection, frames: list[str], *, read_last_answer: bool = True) -> None:
+    """Post the invoke's frames to the runner; the answer to the last one is left unread
+    unless ``read_last_answer``."""
+    assert conn.runner_id is not None
+    for index, frame in enumerate(frames):
+        last = index == len(frames) - 1
+        conn.post(conn.runner_id, frame.encode(), read_answer=read_last_answer or not last)
+
+
+def _post_again(conn: _Connection, frames: list[str]) -> None:
+    """The runner's connection is gone; it may have reconnected under a new id."""
+    conn.whoami()
+    if conn.runner_id is not None:
         try:
-            for frame in frames:
-                assert conn.runner_id is not None
-                conn.post(conn.runner_id, frame.encode())
+            _post(conn, frames)
             return
         except _Gone:
-            if attempt == 2:
-                break
-            conn.whoami()  # the runner may have reconnected under a new id
-            if conn.runner_id is None:
-                break
+            pass
     raise conn.settings.not_running("its connection is gone")
 
 
-def _await_answer(conn: _Connection, request_id: str, deadline_ms: int) -> Any:
+def _await_answer(conn: _Connection, request_id: str, deadline_ms: int, frames: list[str]) -> Any:
     settings = conn.settings
     acked = False
     ack_end = time.monotonic() + settings.ack_timeout
@@ -522,7 +593,15 @@ def _await_answer(conn: _Connection, request_id: str, deadline_ms: int) -> Any:
             wait = min(remaining, ack_end - time.monotonic())
             if wait <= 0:
                 raise settings.not_running(f"no answer within {settings.ack_timeout:g} s")
-        message = conn.receive(wait)
+        unread = conn.post_unread
+        message = conn.receive(min(wait, POST_ANSWER_WAIT_S) if unread else wait)
+        if unread:
+            try:
+                conn.finish_post()
+            except _Gone:  # the runner never saw the invoke
+                _post_again(conn, frames)
+                ack_end = time.monotonic() + settings.ack_timeout
+                continue
         if message is None:
             if acked and not conn.runner_alive():
                 conn.runner_id = None

@@ -121,6 +121,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        elif self.path.endswith("/quietly-close"):
+            self._answer(200, b"")
+            self.close_connection = True
         elif self.path.endswith("/close"):
             self._answer(200, b"bye", {"Connection": "close"})
             self.close_connection = True
@@ -168,6 +171,41 @@ def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -
             assert client.request("POST", "/x/close", [], b"") == (200, b"bye")
             assert client.sock is None  # the server said close
             assert client.request("POST", "/dev/@connections/a", [], b"3") == (200, b"3")
+        finally:
+            client.close()
+
+
+def test_http_answer_may_be_read_later_or_given_up(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        client = stub._Http("127.0.0.1", port, tls=False)
+        try:
+            client.send("POST", "/a", [], b"later")
+            assert client.pending
+            assert select.select([client.sock], [], [], 5)[0]  # answered, not yet read
+            assert client.answer() == (200, b"later") and not client.pending
+            client.send("POST", "/a", [], b"given up")
+            first = client.sock
+            # A caller that gave up on an answer: the next request starts on a new
+            # connection, so it cannot read the stale answer as its own.
+            assert client.request("POST", "/a", [], b"next") == (200, b"next")
+            assert client.sock is not first
+        finally:
+            client.close()
+
+
+def test_http_sends_again_when_a_kept_connection_turns_out_closed(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        client = stub._Http("127.0.0.1", port, tls=False)
+        try:
+            # The server closes the connection after answering, without saying so: the
+            # next request is written into a closed connection and its answer never comes.
+            assert client.request("POST", "/x/quietly-close", [], b"") == (200, b"")
+            kept = client.sock
+            assert kept is not None
+            assert select.select([kept], [], [], 5)[0]  # the server's FIN is in
+            client.send("POST", "/a", [], b"again")
+            assert client.answer() == (200, b"again")
+            assert client.sock is not kept
         finally:
             client.close()
 
