@@ -7,7 +7,12 @@ runner → worker → back) against the direct path (`--direct`: HTTP API → wo
 - a 6 MB request + 6 MB response round trip (`POST /echo`), median;
 - idle RSS/PSS of every process `pylive dev --local` starts, with one function warm;
 - @connections calls per warm invocation, from the gateway's counters (in-process harness);
-- CPU per request by process group during the wrk runs, and the reported ready time.
+- CPU per request by process group during the wrk runs, and the reported ready time;
+- the machine's HTTP floor in the same rounds: a bare uvicorn raw ASGI app (pylive's
+  uvicorn settings) under the same wrk load, so that a result can be read against the
+  machine it ran on (the throughput target was set where that floor was ~27.8k req/s; a
+  machine that is slow at switching between processes slows the relay far more than it
+  slows the floor).
 
     .venv/bin/python bench/relay.py [--rounds 3] [--seconds 5] [--requests 2000]
 """
@@ -121,36 +126,43 @@ def run() -> dict[str, Any]:
         (app / "functions" / "echo.py").write_text(ECHO)
         with common.DevServer(app, extra_args=["--direct"]) as warm:
             warm.wait_ready()
-        for index in range(args.rounds):
-            result: dict[str, Any] = {}
-            for name, extra in (("direct", ["--direct"]), ("relay", ["--relay"])):
-                with common.DevServer(app, extra_args=extra) as server:
-                    server.wait_ready()
-                    result[f"{name}_ready_s"] = server.reported_ready_s
-                    host, port = server.url.removeprefix("http://").split(":")
-                    common.sequential_latency(host, int(port), "/", requests=200, warmup=50)
-                    if name == "relay":
-                        common.log(f"round {index + 1}: idle memory")
-                        time.sleep(2)  # let the process tree settle before measuring it
-                        result["idle"] = common.tree_memory(server.proc.pid)
-                    common.log(f"round {index + 1}: {name} latency")
-                    result[name] = common.sequential_latency(
-                        host, int(port), "/", requests=args.requests, warmup=100
-                    )
-                    common.log(f"round {index + 1}: {name} wrk -c16")
-                    cpu_before = common.cpu_groups(server.proc.pid)
-                    result[f"{name}_wrk"] = common.run_wrk(
-                        server.url + "/", connections=16, seconds=args.seconds
-                    )
-                    result[f"{name}_cpu"] = cpu_per_request(
-                        cpu_before,
-                        common.cpu_groups(server.proc.pid),
-                        result[f"{name}_wrk"]["requests"],
-                    )
-                    common.log(f"  {result[f'{name}_wrk']['requests_per_s']:.0f} req/s")
-                    common.log(f"round {index + 1}: {name} 6 MB round trip")
-                    result[f"{name}_big_ms"] = common.median(big_round_trip(server.url), 1)
-            rounds.append(result)
+        raw_port = common.free_port()
+        with common.start_raw_asgi(raw_port):
+            common.wait_http_ok(common.HOST, raw_port)
+            for index in range(args.rounds):
+                result: dict[str, Any] = {}
+                common.log(f"round {index + 1}: uvicorn raw ASGI wrk -c16 (the floor)")
+                result["floor_wrk"] = common.run_wrk(
+                    f"http://{common.HOST}:{raw_port}/", connections=16, seconds=args.seconds
+                )
+                for name, extra in (("direct", ["--direct"]), ("relay", ["--relay"])):
+                    with common.DevServer(app, extra_args=extra) as server:
+                        server.wait_ready()
+                        result[f"{name}_ready_s"] = server.reported_ready_s
+                        host, port = server.url.removeprefix("http://").split(":")
+                        common.sequential_latency(host, int(port), "/", requests=200, warmup=50)
+                        if name == "relay":
+                            common.log(f"round {index + 1}: idle memory")
+                            time.sleep(2)  # let the process tree settle before measuring it
+                            result["idle"] = common.tree_memory(server.proc.pid)
+                        common.log(f"round {index + 1}: {name} latency")
+                        result[name] = common.sequential_latency(
+                            host, int(port), "/", requests=args.requests, warmup=100
+                        )
+                        common.log(f"round {index + 1}: {name} wrk -c16")
+                        cpu_before = common.cpu_groups(server.proc.pid)
+                        result[f"{name}_wrk"] = common.run_wrk(
+                            server.url + "/", connections=16, seconds=args.seconds
+                        )
+                        result[f"{name}_cpu"] = cpu_per_request(
+                            cpu_before,
+                            common.cpu_groups(server.proc.pid),
+                            result[f"{name}_wrk"]["requests"],
+                        )
+                        common.log(f"  {result[f'{name}_wrk']['requests_per_s']:.0f} req/s")
+                        common.log(f"round {index + 1}: {name} 6 MB round trip")
+                        result[f"{name}_big_ms"] = common.median(big_round_trip(server.url), 1)
+                rounds.append(result)
     calls = connections_calls_per_invocation()
 
     def med(key: str, field: str) -> float:
@@ -160,6 +172,7 @@ def run() -> dict[str, Any]:
     added_p99 = common.median(r["relay"]["p99"] - r["direct"]["p99"] for r in rounds)
     rps = med("relay_wrk", "requests_per_s")
     big = common.median(r["relay_big_ms"] for r in rounds)
+    floor = med("floor_wrk", "requests_per_s")
     idle_rss = med("idle", "rss_mb")
     return {
         "benchmark": "relay",
@@ -173,7 +186,12 @@ def run() -> dict[str, Any]:
             "added_p50": added_p50,
             "added_p99": added_p99,
         },
-        "wrk_c16_requests_per_s": {"relay": rps, "direct": med("direct_wrk", "requests_per_s")},
+        "wrk_c16_requests_per_s": {
+            "relay": rps,
+            "direct": med("direct_wrk", "requests_per_s"),
+            "uvicorn_raw_asgi_floor": floor,
+            "relay_share_of_direct": round(rps / med("direct_wrk", "requests_per_s"), 3),
+        },
         "ready_s_infra_unchanged": {
             name: common.median(r[f"{name}_ready_s"] for r in rounds)
             for name in ("direct", "relay")
