@@ -10,8 +10,7 @@ API Gateway accepts at most 32 KB per frame and 128 KB per message, while Lambda
 up to 6 MB. :func:`split` turns an encoded message that is too big into ``chunk`` messages
 (base64 slices of its UTF-8 bytes, each chunk's JSON at most ``max_frame_bytes``), and a
 :class:`Reassembler` puts them back together in any arrival order, with limits. That carries
-everything up to Lambda's 6 MB. The ``offload`` message (an object in the debug stack's
-payload bucket) is defined for larger payloads; no peer sends it yet.
+everything up to Lambda's 6 MB.
 """
 
 from __future__ import annotations
@@ -168,18 +167,7 @@ class Chunk:
     data: str
 
 
-@dataclass(frozen=True)
-class Offload:
-    """The encoded message ``message_id`` is stored as ``key`` in ``bucket`` (``size`` bytes)."""
-
-    TYPE: ClassVar[str] = "offload"
-    message_id: str
-    bucket: str
-    key: str
-    size: int
-
-
-Message: TypeAlias = Register | Invoke | Ack | Result | Error | Log | Ping | Pong | Chunk | Offload
+Message: TypeAlias = Register | Invoke | Ack | Result | Error | Log | Ping | Pong | Chunk
 
 _LOG_STREAMS = ("stdout", "stderr")
 
@@ -359,15 +347,6 @@ def _parse_chunk(f: _Fields) -> Chunk:
     return Chunk(message_id=f.text("message_id"), index=index, total=total, data=f.text("data"))
 
 
-def _parse_offload(f: _Fields) -> Offload:
-    return Offload(
-        message_id=f.text("message_id"),
-        bucket=f.text("bucket"),
-        key=f.text("key"),
-        size=f.integer("size"),
-    )
-
-
 _PARSERS: dict[str, Callable[[_Fields], Message]] = {
     Register.TYPE: _parse_register,
     Invoke.TYPE: _parse_invoke,
@@ -378,7 +357,6 @@ _PARSERS: dict[str, Callable[[_Fields], Message]] = {
     Ping.TYPE: lambda f: Ping(id=f.text("id")),
     Pong.TYPE: lambda f: Pong(id=f.text("id")),
     Chunk.TYPE: _parse_chunk,
-    Offload.TYPE: _parse_offload,
 }
 
 MESSAGE_TYPES = frozenset(_PARSERS)

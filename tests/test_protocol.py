@@ -24,7 +24,6 @@ from pylive.protocol import (
     Invoke,
     InvokeContext,
     Log,
-    Offload,
     Ping,
     Pong,
     ProtocolError,
@@ -64,7 +63,6 @@ ALL_MESSAGES = [
     Ping("p1"),
     Pong("p1"),
     Chunk("m1", 0, 2, "aGVsbG8="),
-    Offload("m1", "bucket", "payloads/m1", 6_000_000),
 ]
 
 # ---------------------------------------------------------------- encode / decode
@@ -140,11 +138,6 @@ def test_unknown_extra_fields_are_ignored() -> None:
         (
             '{"action": "chunk", "v": 1, "message_id": "m", "index": 0, "total": 0, "data": ""}',
             "field 'total' must be an integer >= 1",
-        ),
-        (
-            '{"action": "offload", "v": 1, "message_id": "m", "bucket": "b", "key": "k",'
-            ' "size": -1}',
-            "field 'size' must be an integer >= 0",
         ),
     ],
 )

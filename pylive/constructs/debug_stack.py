@@ -1,6 +1,6 @@
 """``DebugStack``: what live development (`pylive dev`) needs in the account, once per app and
-stage: the WebSocket API that relays invocations, its router, the connection table and the
-bucket for payloads too large for a WebSocket message."""
+stage: the WebSocket API that relays invocations, its router and the connection table.
+Payloads larger than a WebSocket message travel in chunks (``pylive.protocol.split``)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,14 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from pylive.stub_code import stub_code_dir
 
-PAYLOAD_EXPIRY_DAYS = 1
-
 
 class DebugStack(cdk.Stack):
     """One per app and stage. Outputs: ``WebSocketUrl``, ``CallbackUrl``, ``TableName``,
-    ``PayloadBucketName``, ``ApiId`` (the runner reads them to connect)."""
+    ``ApiId`` (the runner reads them to connect)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, app_name: str, stage: str, **kwargs: Any
@@ -36,18 +33,6 @@ class DebugStack(cdk.Stack):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute="expires_at",
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.bucket = s3.Bucket(
-            self,
-            "Payloads",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=False,
-            lifecycle_rules=[
-                s3.LifecycleRule(expiration=cdk.Duration.days(PAYLOAD_EXPIRY_DAYS), enabled=True)
-            ],
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.router = lambda_.Function(
@@ -103,4 +88,3 @@ class DebugStack(cdk.Stack):
         cdk.CfnOutput(self, "CallbackUrl", value=self.ws_stage.callback_url)
         cdk.CfnOutput(self, "ApiId", value=self.api.api_id)
         cdk.CfnOutput(self, "TableName", value=self.table.table_name)
-        cdk.CfnOutput(self, "PayloadBucketName", value=self.bucket.bucket_name)

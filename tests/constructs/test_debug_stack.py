@@ -1,4 +1,4 @@
-"""DebugStack: the relay's WebSocket API, router, connection table and payload bucket."""
+"""DebugStack: the relay's WebSocket API, router and connection table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 
 from pylive.constructs.debug_stack import DebugStack
 
@@ -50,42 +50,8 @@ def test_connection_table(template: Template) -> None:
     )
 
 
-def test_payload_bucket_is_private_encrypted_and_expires_objects(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::S3::Bucket",
-        {
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                ]
-            },
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
-            },
-            "LifecycleConfiguration": {"Rules": [{"ExpirationInDays": 1, "Status": "Enabled"}]},
-        },
-    )
-    # Plain HTTP is refused.
-    template.has_resource_properties(
-        "AWS::S3::BucketPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Effect": "Deny",
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            }
-                        )
-                    ]
-                )
-            }
-        },
-    )
+def test_no_bucket_payloads_travel_in_chunks(template: Template) -> None:
+    template.resource_count_is("AWS::S3::Bucket", 0)
 
 
 def test_router_policy_is_least_privilege(template: Template) -> None:
@@ -107,7 +73,7 @@ def test_router_policy_is_least_privilege(template: Template) -> None:
 
 def test_outputs_the_runner_needs(template: Template) -> None:
     outputs = template.to_json()["Outputs"]
-    for name in ("WebSocketUrl", "CallbackUrl", "ApiId", "TableName", "PayloadBucketName"):
+    for name in ("WebSocketUrl", "CallbackUrl", "ApiId", "TableName"):
         assert name in outputs
 
 
