@@ -154,6 +154,7 @@ class LocalDevSession:
             debug_wait=self.options.debug_wait,
             timeout_override=self._timeout_override(),
             preload_file=self.config.state_dir / PRELOAD_FILE,
+            memory_limit=not self.options.debug,  # a debugger needs memory of its own
         )
 
     def _timeout_override(self) -> float | None:
@@ -276,6 +277,9 @@ class _LocalRelay:
                 output=StubOutput(console.output),
                 events=console.event,
                 preload_file=config.state_dir / STUB_PRELOAD_FILE,
+                # The stub runs on pylive's interpreter here, which holds more than the
+                # stub's bundle does in Lambda: its memory says nothing about AWS.
+                memory_limit=False,
             ),
         )
         self.runner: asyncio.Task[Any]

@@ -218,6 +218,7 @@ class LiveDevSession:
                 debug_port=self.debug_port,
                 timeout_override=900.0 if self.debug_port is not None else None,
                 preload_file=self.config.state_dir / PRELOAD_FILE,
+                memory_limit=self.debug_port is None,  # a debugger needs memory of its own
             ),
         )
         invoker = _ByPath(pool, manifest)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pylive.manifest import FunctionSpec
+from pylive.runtime import memory
 from pylive.runtime.environment import function_arn, lambda_environment
 from pylive.runtime.worker import OutputSink, Worker, WorkerDied
 from pylive.runtime.zygote import Zygote, ZygoteError
@@ -61,6 +62,7 @@ class PoolOptions:
     debug_wait: bool = False
     timeout_override: float | None = None  # e.g. raised while debugging
     preload_file: Path | None = None  # remembers which modules to pre-import next time
+    memory_limit: bool = True  # stop a worker over its function's memory size, as Lambda does
 
 
 @dataclass
@@ -105,6 +107,8 @@ class WorkerPool:
         """Start the worker host; with ``warm``, return once every function has a worker
         (or has reported its init error)."""
         await self._zygote.start()
+        if self._options.memory_limit:
+            self._tasks.add(asyncio.create_task(self._watch_memory()))
         self.set_functions(functions, warm=warm)
         await self.warmed()
 
@@ -283,7 +287,14 @@ class WorkerPool:
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         except WorkerDied:
             status = await self._exit_status(worker.pid)
-            body = _exit_error(request_id, status)
+            if worker.out_of_memory_mb is not None:
+                body = memory.out_of_memory_error(request_id)
+                report = memory.out_of_memory_report(
+                    state.spec.id, worker.out_of_memory_mb, state.spec.memory
+                )
+                self._options.output(state.spec.id, report)
+            else:
+                body = _exit_error(request_id, status)
             self._report(state, body)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         finally:
@@ -297,6 +308,17 @@ class WorkerPool:
             request_id=request_id,
             duration_ms=_since(started),
         )
+
+    async def _watch_memory(self) -> None:
+        """Stop busy workers over their function's memory size (see pylive.runtime.memory)."""
+        while True:
+            await asyncio.sleep(memory.WATCH_INTERVAL_S)
+            for state in self._functions.values():
+                for worker in state.busy:
+                    used = memory.rss_mb(worker.pid)
+                    if used is not None and used > state.spec.memory and not worker.dead:
+                        worker.out_of_memory_mb = used
+                        worker.kill()
 
     def _report(self, state: _FunctionState, error: bytes) -> None:
         """Show an error the runtime raised (no handler code did: a timeout, an exit) among

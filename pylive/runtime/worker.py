@@ -43,6 +43,7 @@ class Worker:
         self.modules: list[str] = []
         self.init_ms = 0.0
         self.dead = False
+        self.out_of_memory_mb: float | None = None  # set when stopped for using too much
 
     @classmethod
     async def attach(

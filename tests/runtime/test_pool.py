@@ -33,6 +33,13 @@ APP = {
         "    return getattr(signal, event['signal'])\n"
         "def sys_exit(event, context):\n"
         "    raise SystemExit(4)\n"
+        "def hungry(event, context):\n"
+        "    held = []\n"
+        "    while len(held) * 8 < event['mb']:\n"
+        "        held.append(b'x' * (8 << 20))  # written, so resident\n"
+        "        time.sleep(0.005)\n"
+        "    time.sleep(event.get('hold', 0))\n"
+        "    return len(held) * 8\n"
         "def barrier(event, context):\n"
         "    # Wait (bounded) until every concurrent invocation has arrived.\n"
         "    open(os.path.join(event['dir'], str(os.getpid())), 'w').close()\n"
@@ -185,6 +192,47 @@ def test_crashing_worker_gives_exit_error_and_next_request_works(
             assert json.loads(ok.body)["errorMessage"].endswith(
                 "Runtime exited without providing a reason"
             )
+        finally:
+            await pool.close()
+
+    run(go())
+
+
+def test_a_worker_over_its_memory_size_fails_like_lambda(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    root = _app(tmp_path)
+
+    async def go() -> None:
+        pool = make_pool(root, recorder)
+        await pool.start([spec(root, "functions/api.hungry", id="hungry", memory=128)])
+        try:
+            over = await pool.invoke("hungry", _event({"mb": 400, "hold": 20}), request_id="r-1")
+            assert json.loads(over.body) == {
+                "errorType": "Runtime.OutOfMemory",
+                "errorMessage": "RequestId: r-1 Error: Runtime exited with error: signal: killed",
+            }
+            assert over.duration_ms < 15_000  # stopped, not left to hold its memory
+            report = [line for fid, line in recorder.lines if "memory size of 128 MB" in line]
+            assert report and report[0].startswith("hungry used ")
+            # Within the limit it runs, on a fresh worker.
+            under = await pool.invoke("hungry", _event({"mb": 16}))
+            assert under.ok and json.loads(under.body) == 16
+        finally:
+            await pool.close()
+
+    run(go())
+
+
+def test_the_memory_limit_can_be_off(tmp_path: Path, recorder: Recorder) -> None:
+    root = _app(tmp_path)
+
+    async def go() -> None:
+        pool = make_pool(root, recorder, memory_limit=False)
+        await pool.start([spec(root, "functions/api.hungry", id="hungry", memory=128)])
+        try:
+            result = await pool.invoke("hungry", _event({"mb": 200, "hold": 0.3}))
+            assert result.ok and json.loads(result.body) == 200
         finally:
             await pool.close()
 
