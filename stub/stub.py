@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -52,6 +53,7 @@ IDLE_RENEW_S = 9 * 60  # API Gateway closes a connection idle for 10 minutes
 AGE_RENEW_S = 110 * 60  # ... and any connection after 2 hours
 DEADLINE_MARGIN_S = 0.1  # answer before Lambda's own timeout would cut the stub off
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
+CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large invoke posted at the same time
 POST_ANSWER_WAIT_S = 0.05  # how long the @connections answer to an invoke may stay unread
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -216,6 +218,16 @@ class _Connection:
         if read_answer:
             self.finish_post()
 
+    def post_all(self, connection_id: str, frames: list[str]) -> None:
+        """POST the chunks of a large message (see :meth:`_ConnectionsApi.post_all`)."""
+        answers = self.api.post_all(connection_id, [frame.encode() for frame in frames])
+        self.last_active = time.time()
+        for status, body in answers:
+            if status == 410:
+                raise _Gone
+            if status != 200:
+                raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
+
     @property
     def post_unread(self) -> bool:
         return self.api.http.pending
@@ -240,25 +252,76 @@ class _Connection:
 
 
 class _ConnectionsApi:
-    """The @connections API over one kept-alive HTTP(S) connection, SigV4-signed."""
+    """The @connections API over one kept-alive HTTP(S) connection, SigV4-signed; the chunks
+    of a large message go over up to ``CHUNK_POSTS_IN_FLIGHT`` connections at once (threads
+    and connections made on first need, then kept with the container)."""
 
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
         url = urlsplit(settings.callback_url)
         self.origin = f"{url.scheme}://{url.netloc}"
         self.base = url.path.rstrip("/")
-        self.http = _Http(url.hostname or "localhost", url.port, tls=url.scheme == "https")
+        self._address = (url.hostname or "localhost", url.port, url.scheme == "https")
+        self.http = self._new_http()
+        self._lanes: list[_Http] = []  # the extra connections for chunks
+        self._threads: ThreadPoolExecutor | None = None
+
+    def _new_http(self) -> _Http:
+        host, port, tls = self._address
+        return _Http(host, port, tls=tls)
 
     def send(self, method: str, connection_id: str, body: bytes = b"") -> None:
         """Send a call; :meth:`answer` reads its answer."""
-        path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
-        headers = self.settings.signer.headers(method, self.origin + path, body)
-        with self._unreachable():
-            self.http.send(method, path, headers, body)
+        self._send(self.http, method, connection_id, body)
 
     def answer(self) -> tuple[int, bytes]:
         with self._unreachable():
             return self.http.answer()
+
+    def post_all(self, connection_id: str, bodies: list[bytes]) -> list[tuple[int, bytes]]:
+        """POST every body (the runner reassembles chunks in any order), each connection in
+        turn stopping at its first answer other than 200; the answers of the posts made."""
+        lanes = max(1, min(len(bodies), CHUNK_POSTS_IN_FLIGHT))
+        while len(self._lanes) < lanes - 1:
+            self._lanes.append(self._new_http())
+        https = [self.http, *self._lanes[: lanes - 1]]
+        parts = [bodies[index::lanes] for index in range(lanes)]
+        others = [
+            self._pool().submit(self._post_lane, http, connection_id, part)
+            for http, part in zip(https[1:], parts[1:], strict=True)
+        ]
+        try:
+            answers = self._post_lane(https[0], connection_id, parts[0])
+        finally:
+            wait(others)  # every lane ends before its connection serves anything else
+        for future in others:
+            answers += future.result()  # raises what failed in that lane
+        return answers
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                CHUNK_POSTS_IN_FLIGHT - 1, thread_name_prefix="pylive-post"
+            )
+        return self._threads
+
+    def _post_lane(
+        self, http: _Http, connection_id: str, bodies: list[bytes]
+    ) -> list[tuple[int, bytes]]:
+        answers = []
+        for body in bodies:
+            self._send(http, "POST", connection_id, body)
+            with self._unreachable():
+                answers.append(http.answer())
+            if answers[-1][0] != 200:
+                break
+        return answers
+
+    def _send(self, http: _Http, method: str, connection_id: str, body: bytes) -> None:
+        path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
+        headers = self.settings.signer.headers(method, self.origin + path, body)
+        with self._unreachable():
+            http.send(method, path, headers, body)
 
     @contextlib.contextmanager
     def _unreachable(self) -> Iterator[None]:
@@ -270,7 +333,8 @@ class _ConnectionsApi:
             ) from None
 
     def close(self) -> None:
-        self.http.close()
+        for http in (self.http, *self._lanes):
+            http.close()
 
 
 class _Closed(Exception):
@@ -556,12 +620,13 @@ def handler(event: Any, context: Any) -> Any:
 
 
 def _post(conn: _Connection, frames: list[str], *, read_last_answer: bool = True) -> None:
-    """Post the invoke's frames to the runner; the answer to the last one is left unread
-    unless ``read_last_answer``."""
+    """Post the invoke to the runner: one frame with its answer left unread unless
+    ``read_last_answer``; the chunks of a large one several at a time, answers read."""
     assert conn.runner_id is not None
-    for index, frame in enumerate(frames):
-        last = index == len(frames) - 1
-        conn.post(conn.runner_id, frame.encode(), read_answer=read_last_answer or not last)
+    if len(frames) == 1:
+        conn.post(conn.runner_id, frames[0].encode(), read_answer=read_last_answer)
+    else:
+        conn.post_all(conn.runner_id, frames)
 
 
 def _post_again(conn: _Connection, frames: list[str]) -> None:

@@ -175,6 +175,57 @@ def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -
             client.close()
 
 
+def _connections_api(stub: ModuleType, port: int) -> Any:
+    settings = stub._Settings(
+        {
+            "PYLIVE_RELAY_URL": "ws://127.0.0.1:1/dev",
+            "PYLIVE_CALLBACK_URL": f"http://127.0.0.1:{port}/dev",
+            "PYLIVE_APP": "shop",
+            "PYLIVE_STAGE": "dev",
+            "PYLIVE_FUNCTION_ID": "hello",
+            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+        }
+    )
+    return stub._ConnectionsApi(settings)
+
+
+def test_chunks_are_posted_over_several_connections_at_once(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        _Handler.requests.clear()
+        api = _connections_api(stub, port)
+        try:
+            bodies = [f"chunk {n}".encode() for n in range(20)]
+            answers = api.post_all("runner", bodies)
+            assert sorted(answers) == sorted((200, body) for body in bodies)
+            seen = [body for _, path, body, auth in _Handler.requests]
+            assert sorted(seen) == sorted(bodies)  # each once
+            assert all(
+                auth and auth.startswith("AWS4-HMAC-SHA256") for *_, auth in _Handler.requests
+            )
+            lanes = [api.http, *api._lanes]
+            assert len(lanes) == stub.CHUNK_POSTS_IN_FLIGHT
+            assert all(http.sock is not None for http in lanes)  # all kept alive
+            kept = [http.sock for http in lanes]
+            api.post_all("runner", bodies[:3])  # a smaller message reuses the same connections
+            assert [http.sock for http in lanes] == kept
+        finally:
+            api.close()
+
+
+def test_posting_chunks_stops_at_a_gone_connection(stub: ModuleType) -> None:
+    with http_server() as (_, port):
+        _Handler.requests.clear()
+        api = _connections_api(stub, port)
+        try:
+            answers = api.post_all("gone", [b"%d" % n for n in range(40)])
+            assert {status for status, _ in answers} == {410}
+            # Each connection stops at its first 410 instead of posting the rest.
+            assert len(_Handler.requests) == stub.CHUNK_POSTS_IN_FLIGHT
+        finally:
+            api.close()
+
+
 def test_http_answer_may_be_read_later_or_given_up(stub: ModuleType) -> None:
     with http_server() as (_, port):
         client = stub._Http("127.0.0.1", port, tls=False)
