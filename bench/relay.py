@@ -8,6 +8,8 @@ runner → worker → back) against the direct path (`--direct`: HTTP API → wo
 - idle RSS/PSS of every process `pylive dev --local` starts, with one function warm;
 - @connections calls per warm invocation, from the gateway's counters (in-process harness);
 - CPU per request by process group during the wrk runs, and the reported ready time;
+- a 6 MB invoke through the stub when every @connections call costs 20 ms more (a proxy
+  holds each request), as over a real network, against posting its chunks one by one;
 - the machine's HTTP floor in the same rounds: a bare uvicorn raw ASGI app (pylive's
   uvicorn settings) under the same wrk load, so that a result can be read against the
   machine it ran on (the throughput target was set where that floor was ~27.8k req/s; a
@@ -102,6 +104,88 @@ def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
     return asyncio.run(scenario())
 
 
+async def _delaying_proxy(target_port: int, delay_s: float) -> tuple[asyncio.Server, int]:
+    """A TCP proxy that holds each HTTP request's head for ``delay_s`` (a network's round
+    trip); answers pass straight back."""
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delay: bool
+    ) -> None:
+        try:
+            while data := await reader.read(1 << 20):
+                if delay and b" HTTP/1.1\r\n" in data[:300]:
+                    await asyncio.sleep(delay_s)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(common.HOST, target_port)
+        await asyncio.gather(
+            pipe(reader, upstream_writer, delay=True),
+            pipe(upstream_reader, writer, delay=False),
+            return_exceptions=True,
+        )
+
+    server = await asyncio.start_server(handle, common.HOST, 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[str, Any]:
+    """A 6 MB invoke through the real stub, gateway and router, each of the stub's
+    @connections calls held ``delay_ms`` by a proxy; the runner answers at once."""
+    import dataclasses
+
+    from pylive import protocol
+    from pylive.local.lambda_host import stub_function
+    from pylive.local.relay_api import LocalRelayApi
+    from pylive.runtime.pool import InvokeResult
+    from pylive.runtime.relay import POST_CHUNK_BYTES, RelayClient
+
+    class Answer:
+        async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
+            return InvokeResult(True, b'"ok"')
+
+    event = {"body": "z" * (BIG - 200)}
+    chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))
+
+    async def scenario(delay_s: float) -> list[float]:
+        async with LocalRelayApi(app="bench", stage="dev") as api:
+            site = api.site
+            port = int(site.connections_url.rsplit(":", 1)[1].split("/", 1)[0])
+            proxy, proxy_port = await _delaying_proxy(port, delay_s)
+            slow = dataclasses.replace(
+                site, connections_url=site.connections_url.replace(f":{port}/", f":{proxy_port}/")
+            )
+            stop = asyncio.Event()
+            client = RelayClient(site, Answer(), stop=stop, log=common.log)
+            task = asyncio.create_task(client.run())
+            await client.connected.wait()
+            api.host.add(stub_function("hello", slow, timeout=60.0, lambda_env={}))
+            await api.host.invoke("hello", {"warm": True})
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = await api.host.invoke("hello", event)
+                samples.append((time.perf_counter() - started) * 1000)
+                assert result.ok, result.body[:300]
+            stop.set()
+            await task
+            proxy.close()
+        return samples
+
+    delayed = common.median(asyncio.run(scenario(delay_ms / 1000)), 1)
+    direct = common.median(asyncio.run(scenario(0.0)), 1)
+    return {
+        "delay_ms_per_call": delay_ms,
+        "chunks": chunks,
+        "p50_ms": delayed,
+        "p50_ms_without_delay": direct,
+        "chunk_by_chunk_estimate_ms": round(direct + chunks * delay_ms, 1),
+    }
+
+
 def cpu_per_request(
     before: dict[str, float], after: dict[str, float], requests: int
 ) -> dict[str, float]:
@@ -164,6 +248,8 @@ def run() -> dict[str, Any]:
                         result[f"{name}_big_ms"] = common.median(big_round_trip(server.url), 1)
                 rounds.append(result)
     calls = connections_calls_per_invocation()
+    common.log("6 MB invoke with 20 ms per @connections call")
+    slow_calls = big_invoke_over_slow_calls()
 
     def med(key: str, field: str) -> float:
         return common.median(r[key][field] for r in rounds)
@@ -213,6 +299,7 @@ def run() -> dict[str, Any]:
             "by_process": rounds[-1]["idle"]["by_process"],
         },
         "connections_calls": calls,
+        "invoke_6mb_with_slow_calls": slow_calls,
         "verdicts": {
             "added_p50_us": common.verdict(added_p50, TARGET_ADDED_P50_US),
             "added_p99_us": common.verdict(added_p99, TARGET_ADDED_P99_US),
