@@ -223,6 +223,18 @@ def test_chunks_respect_a_configured_maximum(max_frame: int) -> None:
     assert len(frames) > 1
 
 
+@settings(max_examples=40, deadline=None)
+@given(message_id=st.text(min_size=1, max_size=40), size=st.integers(1200, 6000))
+def test_chunk_frames_are_what_encode_makes_of_each_chunk(message_id: str, size: int) -> None:
+    frames = split(encode(Result("r", "x" * size)), max_frame_bytes=1000, message_id=message_id)
+    assert len(frames) > 1
+    assert frames == [encode(decode(frame)) for frame in frames]
+    assert all(
+        decode(frame) == Chunk(message_id, i, len(frames), decode(frame).data)  # type: ignore[union-attr]
+        for i, frame in enumerate(frames)
+    )
+
+
 def test_a_maximum_too_small_for_any_data_is_refused() -> None:
     with pytest.raises(ValueError, match="no room"):
         split(big_result(1000), max_frame_bytes=60)
