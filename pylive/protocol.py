@@ -404,11 +404,8 @@ def split(
     total = -(-len(data) // step)
     # What encode(Chunk(...)) gives, formatted directly: base64 needs no JSON escaping, and
     # json.dumps of a 120 KB string costs more than the base64 step itself.
-    head = '{"action":"%s","v":%d,"message_id":%s,"index":' % (
-        Chunk.TYPE,
-        PROTOCOL_VERSION,
-        json.dumps(message_id, ensure_ascii=False),
-    )
+    quoted_id = json.dumps(message_id, ensure_ascii=False)
+    head = f'{{"action":"{Chunk.TYPE}","v":{PROTOCOL_VERSION},"message_id":{quoted_id},"index":'
     return [
         f'{head}{i},"total":{total},"data":"{_b64(data[i * step : (i + 1) * step])}"}}'
         for i in range(total)
