@@ -14,8 +14,6 @@ for it), which Lambda would count too, as the function imports them there.
 
 from __future__ import annotations
 
-import json
-
 WATCH_INTERVAL_S = 0.1
 
 
@@ -29,13 +27,6 @@ def rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def out_of_memory_error(request_id: str) -> bytes:
-    """The invocation's error payload, as Lambda answers it."""
-    reason = "Runtime exited with error: signal: killed"
-    message = f"RequestId: {request_id} Error: {reason}" if request_id else f"Error: {reason}"
-    return json.dumps({"errorType": "Runtime.OutOfMemory", "errorMessage": message}).encode()
 
 
 def out_of_memory_report(function_id: str, used_mb: float, memory_size: int) -> str:

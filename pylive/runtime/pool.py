@@ -288,7 +288,8 @@ class WorkerPool:
         except WorkerDied:
             status = await self._exit_status(worker.pid)
             if worker.out_of_memory_mb is not None:
-                body = memory.out_of_memory_error(request_id)
+                # Lambda kills the sandbox: the exit it reports, under its own errorType.
+                body = _exit_error(request_id, status, error_type="Runtime.OutOfMemory")
                 report = memory.out_of_memory_report(
                     state.spec.id, worker.out_of_memory_mb, state.spec.memory
                 )
@@ -315,8 +316,10 @@ class WorkerPool:
             await asyncio.sleep(memory.WATCH_INTERVAL_S)
             for state in self._functions.values():
                 for worker in state.busy:
+                    if worker.dead:
+                        continue
                     used = memory.rss_mb(worker.pid)
-                    if used is not None and used > state.spec.memory and not worker.dead:
+                    if used is not None and used > state.spec.memory:
                         worker.out_of_memory_mb = used
                         worker.kill()
 
@@ -465,14 +468,14 @@ def _init_timeout_error(timeout: float) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": "Runtime.InitTimeout"}).encode()
 
 
-def _exit_error(request_id: str, status: str) -> bytes:
+def _exit_error(request_id: str, status: str, *, error_type: str = "Runtime.ExitError") -> bytes:
     reason = (
         "Runtime exited without providing a reason"
         if status == "exit status 0"
         else f"Runtime exited with error: {status}"
     )
     message = f"RequestId: {request_id} Error: {reason}" if request_id else f"Error: {reason}"
-    return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}).encode()
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
 def _one_line_error(payload: bytes) -> str:
