@@ -223,21 +223,14 @@ class _Connection:
         answers = self.api.post_all(connection_id, [frame.encode() for frame in frames])
         self.last_active = time.time()
         for status, body in answers:
-            if status == 410:
-                raise _Gone
-            if status != 200:
-                raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
+            _check_post(status, body)
 
     @property
     def post_unread(self) -> bool:
         return self.api.http.pending
 
     def finish_post(self) -> None:
-        status, body = self.api.answer()
-        if status == 410:
-            raise _Gone
-        if status != 200:
-            raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
+        _check_post(*self.api.answer())
 
     def runner_alive(self) -> bool:
         if self.runner_id is None:
@@ -249,6 +242,14 @@ class _Connection:
         if status != 200:
             raise PyliveRelayError(f"@connections GET answered {status}: {body[:200]!r}")
         return True
+
+
+def _check_post(status: int, body: bytes) -> None:
+    """Raise on a @connections POST answer other than 200 (410: the connection is gone)."""
+    if status == 410:
+        raise _Gone
+    if status != 200:
+        raise PyliveRelayError(f"@connections POST answered {status}: {body[:200]!r}")
 
 
 class _ConnectionsApi:
@@ -275,8 +276,7 @@ class _ConnectionsApi:
         self._send(self.http, method, connection_id, body)
 
     def answer(self) -> tuple[int, bytes]:
-        with self._unreachable():
-            return self.http.answer()
+        return self._answer(self.http)
 
     def post_all(self, connection_id: str, bodies: list[bytes]) -> list[tuple[int, bytes]]:
         """POST every body (the runner reassembles chunks in any order), each connection in
@@ -311,8 +311,7 @@ class _ConnectionsApi:
         answers = []
         for body in bodies:
             self._send(http, "POST", connection_id, body)
-            with self._unreachable():
-                answers.append(http.answer())
+            answers.append(self._answer(http))
             if answers[-1][0] != 200:
                 break
         return answers
@@ -322,6 +321,10 @@ class _ConnectionsApi:
         headers = self.settings.signer.headers(method, self.origin + path, body)
         with self._unreachable():
             http.send(method, path, headers, body)
+
+    def _answer(self, http: _Http) -> tuple[int, bytes]:
+        with self._unreachable():
+            return http.answer()
 
     @contextlib.contextmanager
     def _unreachable(self) -> Iterator[None]:
