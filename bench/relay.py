@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import common
@@ -66,25 +68,38 @@ def big_round_trip(url: str, rounds: int = 5) -> list[float]:
     return samples
 
 
-def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
-    """The real gateway, router and stub, a runner whose pool answers at once."""
-    from pylive.local.lambda_host import stub_function
+@contextlib.asynccontextmanager
+async def _relay_with_runner(answer: Callable[[bytes], bytes]) -> AsyncIterator[Any]:
+    """The real local relay API (gateway, router; yielded) with a connected runner whose
+    pool answers every invocation at once with ``answer(event)``."""
     from pylive.local.relay_api import LocalRelayApi
     from pylive.runtime.pool import InvokeResult
     from pylive.runtime.relay import RelayClient
 
-    class Echo:
+    class Pool:
         async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
-            return InvokeResult(True, event)
+            return InvokeResult(True, answer(event))
+
+    async with LocalRelayApi(app="bench", stage="dev") as api:
+        stop = asyncio.Event()
+        client = RelayClient(api.site, Pool(), stop=stop, log=common.log)
+        task = asyncio.create_task(client.run())
+        await client.connected.wait()
+        try:
+            yield api
+        finally:
+            stop.set()
+            await task
+
+
+def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
+    """The real gateway, router and stub, a runner whose pool answers at once."""
+    from pylive.local.lambda_host import stub_function
 
     async def scenario() -> dict[str, Any]:
-        async with LocalRelayApi(app="bench", stage="dev") as api:
+        async with _relay_with_runner(lambda event: event) as api:
             gw, host = api.gateway, api.host
             host.add(stub_function("hello", api.site, timeout=3.0, lambda_env={}))
-            stop = asyncio.Event()
-            client = RelayClient(api.site, Echo(), stop=stop, log=common.log)
-            task = asyncio.create_task(client.run())
-            await client.connected.wait()
             await host.invoke("hello", b"{}")  # cold: connect + whoami
             before = dict(gw.stats.connections_calls_by_operation)
             routed = gw.stats.messages_in
@@ -92,8 +107,6 @@ def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
                 result = await host.invoke("hello", json.dumps({"n": n}).encode())
                 assert result.ok
             after = gw.stats.connections_calls_by_operation
-            stop.set()
-            await task
         per_op = {op: (after[op] - before.get(op, 0)) / invocations for op in after}
         return {
             "per_invocation": round(sum(per_op.values()), 3),
@@ -139,29 +152,19 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
 
     from pylive import protocol
     from pylive.local.lambda_host import stub_function
-    from pylive.local.relay_api import LocalRelayApi
-    from pylive.runtime.pool import InvokeResult
-    from pylive.runtime.relay import POST_CHUNK_BYTES, RelayClient
-
-    class Answer:
-        async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
-            return InvokeResult(True, b'"ok"')
+    from pylive.runtime.relay import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}
     chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))
 
     async def scenario(delay_s: float) -> list[float]:
-        async with LocalRelayApi(app="bench", stage="dev") as api:
+        async with _relay_with_runner(lambda event: b'"ok"') as api:
             site = api.site
             port = int(site.connections_url.rsplit(":", 1)[1].split("/", 1)[0])
             proxy, proxy_port = await _delaying_proxy(port, delay_s)
             slow = dataclasses.replace(
                 site, connections_url=site.connections_url.replace(f":{port}/", f":{proxy_port}/")
             )
-            stop = asyncio.Event()
-            client = RelayClient(site, Answer(), stop=stop, log=common.log)
-            task = asyncio.create_task(client.run())
-            await client.connected.wait()
             api.host.add(stub_function("hello", slow, timeout=60.0, lambda_env={}))
             await api.host.invoke("hello", {"warm": True})
             samples = []
@@ -170,8 +173,6 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
                 result = await api.host.invoke("hello", event)
                 samples.append((time.perf_counter() - started) * 1000)
                 assert result.ok, result.body[:300]
-            stop.set()
-            await task
             proxy.close()
         return samples
 
@@ -259,6 +260,7 @@ def run() -> dict[str, Any]:
     rps = med("relay_wrk", "requests_per_s")
     big = common.median(r["relay_big_ms"] for r in rounds)
     floor = med("floor_wrk", "requests_per_s")
+    direct_rps = med("direct_wrk", "requests_per_s")
     idle_rss = med("idle", "rss_mb")
     return {
         "benchmark": "relay",
@@ -274,9 +276,9 @@ def run() -> dict[str, Any]:
         },
         "wrk_c16_requests_per_s": {
             "relay": rps,
-            "direct": med("direct_wrk", "requests_per_s"),
+            "direct": direct_rps,
             "uvicorn_raw_asgi_floor": floor,
-            "relay_share_of_direct": round(rps / med("direct_wrk", "requests_per_s"), 3),
+            "relay_share_of_direct": round(rps / direct_rps, 3),
         },
         "ready_s_infra_unchanged": {
             name: common.median(r[f"{name}_ready_s"] for r in rounds)
