@@ -34,6 +34,7 @@ from pylive.local.lambda_host import (
 from pylive.local.relay_api import LocalRelayApi
 from pylive.local.routes import RouteTable
 from pylive.manifest import AppManifest, FunctionSpec
+from pylive.runtime.environment import process_environment
 from pylive.runtime.pool import PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient
 from pylive.runtime.reload import ReloadWatcher
@@ -274,6 +275,9 @@ class _LocalRelay:
             stub_code_dir(),
             PoolOptions(
                 region=config.region,
+                # Lambda's variables and the function's environment, not the developer's
+                # shell: the stub relays its environment with every invocation.
+                base_env=process_environment(os.environ),
                 output=StubOutput(console.output),
                 events=console.event,
                 preload_file=config.state_dir / STUB_PRELOAD_FILE,

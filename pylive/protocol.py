@@ -37,8 +37,20 @@ DEFAULT_REASSEMBLY_TIMEOUT = 60.0
 # Never relayed to the developer's machine: the runner uses the developer's own credentials.
 CREDENTIAL_VARIABLES = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-     "AWS_SECURITY_TOKEN"}
+     "AWS_SECURITY_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"}
 )  # fmt: skip
+# The container credential provider's endpoint (and its token above): the SDKs fetch the
+# role's credentials from it, so it is as secret as the keys. Lambda runtimes that serve
+# credentials this way set them; see
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-container-credentials.html
+CREDENTIAL_PREFIXES = ("AWS_CONTAINER_CREDENTIALS_",)
+
+
+def is_credential(name: str) -> bool:
+    """True for an environment variable that holds (or leads to) AWS credentials."""
+    return name in CREDENTIAL_VARIABLES or name.startswith(CREDENTIAL_PREFIXES)
+
 
 Json: TypeAlias = Any
 
@@ -89,7 +101,7 @@ class Invoke:
     reply_to: str | None = None  # the stub's connection id: where the answer goes
 
     def __post_init__(self) -> None:
-        leaked = sorted(CREDENTIAL_VARIABLES.intersection(self.environment))
+        leaked = sorted(name for name in self.environment if is_credential(name))
         if leaked:
             raise ProtocolError(f"invoke: environment carries credentials ({', '.join(leaked)})")
 
@@ -226,7 +238,7 @@ def _reject_constant(name: str) -> Never:
 
 def strip_credentials(environment: Mapping[str, str]) -> dict[str, str]:
     """The function's environment without the variables that hold its credentials."""
-    return {k: v for k, v in environment.items() if k not in CREDENTIAL_VARIABLES}
+    return {k: v for k, v in environment.items() if not is_credential(k)}
 
 
 def _context_fields(context: InvokeContext) -> dict[str, Json]:

@@ -165,6 +165,23 @@ def test_credentials_never_leave_the_stub() -> None:
         Invoke("r", "f", 0, {}, InvokeContext("a"), environment=env)
 
 
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ],
+)
+def test_container_credential_variables_never_leave_the_stub(variable: str) -> None:
+    """The SDKs fetch credentials from the container endpoint these name (a token and where
+    to send it): as secret as the keys themselves."""
+    env = {variable: "secret", "AWS_REGION": "eu-west-1"}
+    assert strip_credentials(env) == {"AWS_REGION": "eu-west-1"}
+    with pytest.raises(ProtocolError, match=variable):
+        Invoke("r", "f", 0, {}, InvokeContext("a"), environment=env)
+
+
 def test_unencodable_payload_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="cannot encode"):
         encode(Result("r", {"x": {1, 2}}))

@@ -10,6 +10,19 @@ from pylive.manifest import FunctionSpec
 
 # Variables of the developer's shell that would make the worker behave unlike Lambda.
 _DROPPED = ("PYTHONSTARTUP", "PYTHONINSPECT", "VIRTUAL_ENV_PROMPT", "PS1")
+# What a process needs from the shell to start at all (find its interpreter, libraries and
+# pylive itself, a temporary directory): the rest of a function's environment in Lambda is
+# Lambda's reserved variables and the function's own.
+_PROCESS_VARIABLES = frozenset(
+    {"PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP"}
+)
+
+
+def process_environment(shell: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``shell`` a process needs to start, nothing else: the base of code that
+    stands in for what Lambda runs (the relay stub locally), whose environment must not hold
+    the developer's shell (it is relayed with every invocation)."""
+    return {k: v for k, v in shell.items() if k in _PROCESS_VARIABLES}
 
 
 def lambda_environment(
