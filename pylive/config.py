@@ -30,7 +30,11 @@ STATE_DIR_NAME = ".pylive"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _KNOWN_KEYS = {"name", "region", "stage", "stacks", "python", "bootstrap_qualifier"}
-_QUALIFIER_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")  # what `cdk bootstrap --qualifier` accepts
+# What `cdk bootstrap --qualifier` accepts, lower-case only: the qualifier is part of the
+# bootstrap stack's bucket name (cdk-<qualifier>-assets-<account>-<region>), and S3 bucket
+# names hold no upper-case letters
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+_QUALIFIER_RE = re.compile(r"^[a-z0-9]{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,9 @@ def load_config(start: Path | None = None, *, stage: str | None = None) -> AppCo
     if not _QUALIFIER_RE.match(qualifier):
         raise ConfigError(
             f"{root / 'pyproject.toml'}: [tool.pylive] bootstrap_qualifier {qualifier!r} must be "
-            "1 to 10 letters or digits (the qualifier your CDK bootstrap stack was created with)"
+            "1 to 10 lower-case letters or digits (the qualifier your CDK bootstrap stack was "
+            "created with; it is part of the bootstrap bucket's name, and S3 bucket names are "
+            "lower-case)"
         )
     return AppConfig(
         root=root,

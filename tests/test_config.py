@@ -71,5 +71,14 @@ def test_the_bootstrap_qualifier_defaults_to_the_cdks_and_is_checked(tmp_path: P
     assert load_config(custom).bootstrap_qualifier == "team42"
     for bad in ("team-42", "elevenchars"):
         _app(tmp_path, f'name = "shop"\nbootstrap_qualifier = "{bad}"')
-        with pytest.raises(ConfigError, match="1 to 10 letters or digits"):
+        with pytest.raises(ConfigError, match="1 to 10 lower-case letters or digits"):
             load_config(tmp_path)
+
+
+def test_an_upper_case_bootstrap_qualifier_is_refused_before_any_deploy(tmp_path: Path) -> None:
+    """The qualifier is part of the bootstrap stack's bucket name, and S3 bucket names are
+    lower-case: `Team42` would only fail when the bootstrap stack is created."""
+    _app(tmp_path, 'name = "shop"\nbootstrap_qualifier = "Team42"')
+    with pytest.raises(ConfigError, match="lower-case") as raised:
+        load_config(tmp_path)
+    assert "bucket" in str(raised.value)
