@@ -79,6 +79,10 @@ def verify_presigned(
     if timestamp - now > MAX_CLOCK_SKEW:
         raise SignatureError("the signature date is in the future")
     signed = params["X-Amz-SignedHeaders"].split(";")
+    # SigV4 signs the host in every form, a presigned URL's too (AWS answers 403 otherwise):
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html
+    if "host" not in signed:
+        raise SignatureError("the Host header must be signed (X-Amz-SignedHeaders lacks host)")
     unsigned = [kv for kv in pairs if kv[0] != "X-Amz-Signature"]
     values = _signed_header_values(headers, signed)
     # SDKs sign a presigned URL's (empty) payload either by its hash or as UNSIGNED-PAYLOAD.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -134,3 +135,25 @@ def test_header_signature_covers_body_method_path_and_date() -> None:
     without = [(k, v) for k, v in headers if k.lower() != "authorization"]
     with pytest.raises(SignatureError, match="not signed"):
         verify_authorization_header("POST", path, without, body, SECRETS)
+
+
+class _HostlessQueryAuth(SigV4QueryAuth):
+    """Signs a URL with ``X-Amz-SignedHeaders=origin``: the host left out."""
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        signed = super().headers_to_sign(request)
+        del signed["host"]
+        return signed
+
+
+def test_a_presigned_url_that_does_not_sign_the_host_is_refused() -> None:
+    # SigV4 requires the host header in every signature:
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html
+    request = AWSRequest(method="GET", url=f"ws://{HOST}/dev", headers={"Origin": "http://x"})
+    credentials = Credentials("AKIDLOCAL", SECRETS["AKIDLOCAL"])
+    _HostlessQueryAuth(credentials, "execute-api", "eu-west-1", expires=60).add_auth(request)
+    url = urlsplit(str(request.url))
+    assert dict(parse_qsl(url.query))["X-Amz-SignedHeaders"] == "origin"
+    headers = [("Host", HOST), ("Origin", "http://x")]
+    with pytest.raises(SignatureError, match="Host header must be signed"):
+        verify_presigned("GET", f"{url.path}?{url.query}", headers, SECRETS)
