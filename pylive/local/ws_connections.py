@@ -8,7 +8,13 @@ DeleteConnection (DELETE, 204). A connection that is unknown or closed gives 410
 ``client.exceptions.GoneException``; a body over 128 KB gives 413 ``PayloadTooLargeException``.
 
 When the gateway has credentials, every request must carry a valid SigV4 ``Authorization``
-header for ``execute-api`` signed with one of them (403 ``ForbiddenException`` otherwise).
+header for ``execute-api`` signed with one of them (403 ``ForbiddenException`` otherwise), and
+the signer's policies must allow ``execute-api:ManageConnections`` on
+``arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/@connections/{connectionId}``
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html),
+else 403 ``AccessDeniedException`` with AWS's message, which boto3 raises as a ``ClientError``
+of that code. The resource ends in the literal ``{connectionId}``, as AWS names it in its
+denials (aws/aws-cdk#18410), so a policy grants a method on every connection or on none.
 """
 
 from __future__ import annotations
@@ -49,6 +55,12 @@ class ConnectionsBackend(Protocol):
     @property
     def message_limit_bytes(self) -> int: ...
 
+    def arn(self, resource: str) -> str: ...
+
+    def authorize(
+        self, key_id: str, token: str | None, action: str, resource: str, source_ip: str
+    ) -> tuple[str, str] | None: ...
+
     def details(self, connection_id: str) -> ConnectionDetails | None: ...
 
     async def post(self, connection_id: str, data: bytes) -> bool: ...
@@ -72,11 +84,22 @@ async def handle(request: HttpRequest, backend: ConnectionsBackend) -> HttpRespo
     backend.count_call(operation, connection_id)
     if backend.credentials is not None:
         try:
-            verify_authorization_header(
+            key_id = verify_authorization_header(
                 request.method, request.target, request.headers, request.body, backend.credentials
             )
         except SignatureError as exc:
             return _error(403, "ForbiddenException", str(exc))
+        resource = backend.arn(f"{request.method}/@connections/{{connectionId}}")
+        denied = backend.authorize(
+            key_id,
+            request.header("x-amz-security-token"),
+            "execute-api:ManageConnections",
+            resource,
+            request.peer,
+        )
+        if denied is not None:
+            error_type, message = denied
+            return _error(403, error_type, message, key="Message")
     if request.method == "POST":
         if len(request.body) > backend.message_limit_bytes:
             return _error(413, "PayloadTooLargeException", "Message too long")
@@ -119,8 +142,8 @@ def _gone() -> HttpResponse:
     return HttpResponse(410, b"", _headers([("x-amzn-ErrorType", "GoneException")]))
 
 
-def _error(status: int, error_type: str, message: str) -> HttpResponse:
-    body = json.dumps({"message": message}).encode()
+def _error(status: int, error_type: str, message: str, *, key: str = "message") -> HttpResponse:
+    body = json.dumps({key: message}).encode()
     return HttpResponse(
         status,
         body,

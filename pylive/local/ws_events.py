@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -124,8 +124,12 @@ def connect_event(
     headers: Sequence[tuple[str, str]],
     query: str,
     now_ms: int,
+    *,
+    identity: Mapping[str, str] | None = None,
 ) -> Event:
-    """The $connect event: the upgrade request's headers, and its query if it has one."""
+    """The $connect event: the upgrade request's headers, and its query if it has one;
+    ``identity`` adds who signed an IAM-authorized request (``userArn``, ``caller``...) to
+    ``requestContext.identity``."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in headers:
@@ -142,6 +146,8 @@ def connect_event(
         event["queryStringParameters"] = params
         event["multiValueQueryStringParameters"] = multi_params
     event["requestContext"] = _request_context(api, conn, CONNECT_ROUTE, "CONNECT", now_ms)
+    if identity:
+        event["requestContext"]["identity"].update(identity)
     event["isBase64Encoded"] = False
     return event
 

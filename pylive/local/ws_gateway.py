@@ -14,9 +14,12 @@ proxy events API Gateway sends ($connect, MESSAGE, $disconnect; see
 :mod:`pylive.local.ws_events`). Behaviour follows API Gateway:
 
 - $connect runs before the handshake is accepted: a non-2xx ``statusCode`` rejects it with
-  that HTTP status, an exception with 502, a timeout with 504. With ``credentials`` the route
-  is IAM-authorized: the upgrade request must be SigV4-signed (a presigned URL, or an
-  ``Authorization`` header) for ``execute-api`` by one of those keys, else 403.
+  that HTTP status, an exception with 502, a timeout with 504. With ``credentials`` (or
+  ``access_keys``) the route is IAM-authorized: the upgrade request must be SigV4-signed (a
+  presigned URL, or an ``Authorization`` header) for ``execute-api`` by one of those keys,
+  else 403, and the key's principal must be allowed ``execute-api:Invoke`` on the route's
+  ARN by its policies (:mod:`pylive.local.iam_policy`), else 403 with AWS's AccessDenied
+  message; the $connect event then names the principal in ``requestContext.identity``.
 - A message is routed on the selection expression (exact match, else ``$default``, else a
   ``Forbidden`` error frame); an integration error sends the ``Internal server error`` frame;
   on a two-way route the result's ``body`` is sent back.
@@ -24,7 +27,12 @@ proxy events API Gateway sends ($connect, MESSAGE, $disconnect; see
   with 1003; idle and over-age connections are closed with 1001.
 - $disconnect is sent after every close, with ``disconnectStatusCode``/``disconnectReason``.
 - @connections (:mod:`pylive.local.ws_connections`) is served on the same port; calls are
-  counted in :attr:`WebSocketGateway.stats`.
+  counted in :attr:`WebSocketGateway.stats`. With keys, each call is authorized as
+  ``execute-api:ManageConnections`` on ``…/{stage}/{METHOD}/@connections/{connectionId}``.
+
+Keys given as ``credentials`` (access key → secret) belong to the developer
+(:func:`pylive.local.principals.developer`, allowed ``execute-api:*``); ``access_keys`` (or
+:meth:`WebSocketGateway.add_key`) name other principals, e.g. a function's role session.
 """
 
 from __future__ import annotations
@@ -35,11 +43,12 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -47,6 +56,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pylive.local import ws_connections
+from pylive.local.principals import LOCAL_ACCOUNT, AccessKey, denial_message, developer
 from pylive.local.sigv4 import SignatureError, verify_authorization_header, verify_presigned
 from pylive.local.ws_connections import ConnectionDetails
 from pylive.local.ws_events import (
@@ -125,8 +135,11 @@ class WebSocketGateway:
         routes: Mapping[str, Integration],
         *,
         credentials: Mapping[str, str] | None = None,
+        access_keys: Iterable[AccessKey] = (),
         stage: str = "dev",
         api_id: str = "local",
+        region: str = "us-east-1",
+        account: str = LOCAL_ACCOUNT,
         route_selection_expression: str = DEFAULT_SELECTION_EXPRESSION,
         two_way_routes: Collection[str] | None = None,
         limits: GatewayLimits | None = None,
@@ -134,12 +147,21 @@ class WebSocketGateway:
         port: int = 0,
     ) -> None:
         """``two_way_routes=None`` makes every route two-way (its result ``body`` is sent
-        back); ``credentials`` (access key → secret) turns on IAM authorization on $connect
-        and SigV4 checks on @connections."""
+        back); ``credentials`` (access key → secret, the developer's) or ``access_keys`` turn
+        on IAM authorization on $connect and on @connections."""
         self.routes = dict(routes)
-        self.credentials = None if credentials is None else dict(credentials)
         self.stage = stage
         self.api_id = api_id
+        self.region = region
+        self.account = account
+        self._keys: dict[str, AccessKey] = {}
+        self.credentials: dict[str, str] | None = None
+        self.developer = developer(account)  # whose keys ``credentials`` are
+        if credentials is not None:
+            for key_id, secret in credentials.items():
+                self.add_key(AccessKey(key_id, secret, self.developer))
+        for key in access_keys:
+            self.add_key(key)
         self.limits = limits or GatewayLimits()
         self.message_limit_bytes = self.limits.message_bytes
         self.stats = GatewayStats()
@@ -218,6 +240,44 @@ class WebSocketGateway:
     def connections_url(self) -> str:
         return f"http://{self.domain_name}/{self.stage}"
 
+    def add_key(self, key: AccessKey) -> None:
+        """Accept requests signed with ``key`` (and authorize them for its principal)."""
+        self._keys[key.access_key_id] = key
+        if self.credentials is None:
+            self.credentials = {}
+        self.credentials[key.access_key_id] = key.secret_access_key
+
+    def arn(self, resource: str) -> str:
+        """``arn:aws:execute-api:{region}:{account}:{api}/{stage}/{resource}``."""
+        return (
+            f"arn:aws:execute-api:{self.region}:{self.account}:{self.api_id}/{self.stage}/"
+            f"{resource}"
+        )
+
+    def authorize(
+        self, key_id: str, token: str | None, action: str, resource: str, source_ip: str
+    ) -> tuple[str, str] | None:
+        """Why a request signed by ``key_id`` may not do ``action`` on ``resource``: an
+        error type and message, or None when it may."""
+        key = self._key(key_id)
+        if key.session_token is not None and token != key.session_token:
+            return "ForbiddenException", "The security token included in the request is invalid."
+        decision = key.principal.authorize(action, resource, source_ip)
+        if decision.allowed:
+            return None
+        message = denial_message(key.principal, action, resource, decision)
+        _log.warning("refused: %s", message)
+        return "AccessDeniedException", message
+
+    def _key(self, key_id: str) -> AccessKey:
+        """The key ``key_id`` (one the signature check accepted); a key added to
+        :attr:`credentials` directly is the developer's."""
+        key = self._keys.get(key_id)
+        if key is None:
+            secret = (self.credentials or {}).get(key_id, "")
+            key = self._keys[key_id] = AccessKey(key_id, secret, self.developer)
+        return key
+
     @property
     def connection_ids(self) -> list[str]:
         """The ids of the open connections."""
@@ -230,18 +290,30 @@ class WebSocketGateway:
         if path.rstrip("/") != f"/{self.stage}":
             return _reject(403, '{"message":"Forbidden"}')
         headers = list(request.headers.raw_items())
+        source_ip = str(ws.remote_address[0]) if ws.remote_address else "127.0.0.1"
+        identity: dict[str, str] | None = None
         if self.credentials is not None:
             try:
                 if request.headers.get("Authorization") is not None:
-                    verify_authorization_header("GET", request.path, headers, b"", self.credentials)
+                    key_id = verify_authorization_header(
+                        "GET", request.path, headers, b"", self.credentials
+                    )
+                    token = request.headers.get("X-Amz-Security-Token")
                 else:
-                    verify_presigned("GET", request.path, headers, self.credentials)
+                    key_id = verify_presigned("GET", request.path, headers, self.credentials)
+                    token = dict(parse_qsl(query)).get("X-Amz-Security-Token")
             except SignatureError as exc:
                 _log.info("$connect refused: %s", exc)
                 return _reject(403, '{"message":"Forbidden"}')
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html
+            denied = self.authorize(
+                key_id, token, "execute-api:Invoke", self.arn(CONNECT_ROUTE), source_ip
+            )
+            if denied is not None:
+                return _reject(403, json.dumps({"Message": denied[1]}))
+            identity = self._key(key_id).principal.identity(key_id)
         now_ms = _now_ms()
         loop_now = asyncio.get_running_loop().time()
-        source_ip = str(ws.remote_address[0]) if ws.remote_address else "127.0.0.1"
         info = ConnectionInfo(new_id(), now_ms, source_ip, request.headers.get("User-Agent"))
         live = _Live(info, now_ms, loop_now, loop_now)
         integration = self.routes.get(CONNECT_ROUTE)
@@ -252,7 +324,7 @@ class WebSocketGateway:
                 ("X-Forwarded-Port", str(self._port)),
                 ("X-Forwarded-Proto", "http"),
             ]
-            event = connect_event(self._api, info, headers, query, now_ms)
+            event = connect_event(self._api, info, headers, query, now_ms, identity=identity)
             try:
                 result = await self._invoke(integration, CONNECT_ROUTE, event)
             except TimeoutError:

@@ -4,6 +4,7 @@ websockets clients and by boto3's apigatewaymanagementapi client."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
 import json
 import re
@@ -18,10 +19,13 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from pylive.local.principals import AccessKey, new_key, role_session
 from pylive.local.ws_gateway import GatewayLimits, IntegrationContext, WebSocketGateway
+from pylive.signing import Signer
 
 T = TypeVar("T")
 KEY, SECRET = "AKIDPYLIVELOCAL", "local-secret"
@@ -609,5 +613,135 @@ def test_closing_the_gateway_disconnects_clients() -> None:
             await gw.stop()
             assert await closed_code(ws) == 1001
         assert rec.of("$disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1001
+
+    run(scenario())
+
+
+# ---------------------------------------------------------------- IAM policies
+
+ARN = "arn:aws:execute-api:us-east-1:123456789012:local/dev"
+
+
+def allow(action: str, *resources: str) -> dict[str, Any]:
+    return {"Statement": [{"Effect": "Allow", "Action": action, "Resource": list(resources)}]}
+
+
+def role_key(*policies: dict[str, Any]) -> AccessKey:
+    return new_key(role_session("fn-role", "fn", policies), temporary=True)
+
+
+def presigned_by(key: AccessKey, url: str) -> str:
+    return Signer(key.access_key_id, key.secret_access_key, key.session_token, "us-east-1").presign(
+        url, expires=60
+    )
+
+
+def client_of(gw: WebSocketGateway, key: AccessKey) -> Any:
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=gw.connections_url,
+        region_name="us-east-1",
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret_access_key,
+        aws_session_token=key.session_token,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_connect_is_authorized_by_the_signers_policies_and_names_it() -> None:
+    allowed = role_key(allow("execute-api:Invoke", f"{ARN}/$connect"))
+    elsewhere = role_key(allow("execute-api:Invoke", f"{ARN.replace('/dev', '/prod')}/$connect"))
+
+    async def scenario() -> None:
+        rec = Recorder()
+        async with gateway(rec, access_keys=[allowed, elsewhere]) as gw:
+            async with ws_connect(presigned_by(allowed, gw.ws_url)):
+                pass
+            identity = rec.of("$connect")[0]["requestContext"]["identity"]
+            assert identity["userArn"] == allowed.principal.arn
+            assert identity["userArn"].startswith("arn:aws:sts::123456789012:assumed-role/fn-role/")
+            assert identity["caller"] == identity["user"] == allowed.principal.user_id
+            assert identity["caller"].startswith("AROA") and identity["caller"].endswith(":fn")
+            assert identity["accountId"] == "123456789012"
+            assert identity["accessKey"] == allowed.access_key_id
+            assert identity["sourceIp"] == "127.0.0.1"
+            with pytest.raises(InvalidStatus) as raised:
+                async with ws_connect(presigned_by(elsewhere, gw.ws_url)):
+                    pass
+            response = raised.value.response
+            assert response.status_code == 403
+            assert json.loads(response.body)["Message"].startswith(
+                f"User: {elsewhere.principal.arn} is not authorized to perform: "
+                f"execute-api:Invoke on resource: {ARN}/$connect"
+            )
+            no_token = dataclasses.replace(allowed, session_token=None)
+            with pytest.raises(InvalidStatus) as raised:
+                async with ws_connect(presigned_by(no_token, gw.ws_url)):
+                    pass
+            assert raised.value.response.status_code == 403
+        assert len(rec.of("$connect")) == 1
+
+    run(scenario())
+
+
+def test_connections_calls_are_authorized_per_method() -> None:
+    # What CDK's grantManagementApiAccess gives: POST only (aws/aws-cdk#18410).
+    poster = role_key(
+        allow("execute-api:Invoke", f"{ARN}/$connect"),
+        allow("execute-api:ManageConnections", f"{ARN}/POST/@connections/*"),
+    )
+
+    async def scenario() -> None:
+        rec = Recorder()
+        async with gateway(rec, credentials=CREDENTIALS, access_keys=[poster]) as gw:
+            client = client_of(gw, poster)
+            async with ws_connect(signed_url(gw.ws_url)) as ws:
+                connection_id = await connected(rec, ws)
+                await asyncio.to_thread(
+                    client.post_to_connection, ConnectionId=connection_id, Data=b"hi"
+                )
+                assert await ws.recv() == "hi"
+                for method, call in (
+                    ("GET", client.get_connection),
+                    ("DELETE", client.delete_connection),
+                ):
+                    with pytest.raises(ClientError) as raised:
+                        await asyncio.to_thread(call, ConnectionId=connection_id)
+                    error = raised.value.response
+                    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+                    assert error["Error"]["Code"] == "AccessDeniedException"
+                    assert error["Error"]["Message"] == (
+                        f"User: {poster.principal.arn} is not authorized to perform: "
+                        "execute-api:ManageConnections on resource: "
+                        f"{ARN}/{method}/@connections/{{connectionId}} "
+                        "because no identity-based policy allows it"
+                    )
+                # the developer's key (execute-api:*) may do it all
+                info = await asyncio.to_thread(
+                    management(gw).get_connection, ConnectionId=connection_id
+                )
+                assert info["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+    run(scenario())
+
+
+def test_an_explicit_deny_wins_over_an_allow() -> None:
+    denied = role_key(
+        allow("execute-api:*", "*"),
+        {"Statement": [{"Effect": "Deny", "Action": "execute-api:ManageConnections",
+                        "NotResource": f"{ARN}/GET/*"}]},
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        rec = Recorder()
+        async with gateway(rec, access_keys=[denied]) as gw:
+            client = client_of(gw, denied)
+            async with ws_connect(presigned_by(denied, gw.ws_url)) as ws:
+                connection_id = await connected(rec, ws)
+                await asyncio.to_thread(client.get_connection, ConnectionId=connection_id)
+                with pytest.raises(ClientError, match="with an explicit deny"):
+                    await asyncio.to_thread(
+                        client.post_to_connection, ConnectionId=connection_id, Data=b"x"
+                    )
 
     run(scenario())
