@@ -47,6 +47,13 @@ EXCLUDES = (
     "cdk.out",
     "node_modules",
 )
+# Private keys and secrets: never part of a bundle, whatever directory they are in. Each one
+# left out is named in a warning (a key next to the code is usually a mistake to fix).
+SECRETS = (
+    ".env*", "*.env", "*.key", "*.pem", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ovpn",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", "credentials",
+)  # fmt: skip
+WARNING_PREFIX = "pylive:warning: "  # what the synth process passes on to the user
 # The part of pylive that runs inside Lambda (stdlib-only apart from its drivers): shipped
 # as a tiny `pylive` package in every bundle whose code imports pylive.
 RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "signing.py")
@@ -141,6 +148,7 @@ def bundle_function(
         raise BundleError(f"code directory {code_dir} does not exist")
     requirements = find_requirements(code_dir, root)
     files = list(source_files(code_dir))
+    _warn_secrets(code_dir, root)
     runtime_files = _pylive_runtime_files(code_dir, files)
     digest = bundle_hash(code_dir, files, requirements, platform, runtime_files)
     cache = root / BUNDLES_DIR
@@ -200,8 +208,35 @@ def source_files(code_dir: Path) -> Iterator[Path]:
         dirs[:] = sorted(d for d in dirs if not _excluded(d))
         base = Path(current).relative_to(code_dir)
         for name in sorted(names):
-            if not _excluded(name) and (Path(current) / name).is_file():
+            if not _excluded(name) and not _secret(name) and (Path(current) / name).is_file():
                 yield base / name
+
+
+def secret_files(code_dir: Path) -> Iterator[Path]:
+    """The files under ``code_dir`` (relative) that :data:`SECRETS` keeps out of its bundle,
+    in the directories a bundle takes files from."""
+    for current, dirs, names in os.walk(code_dir):
+        dirs[:] = sorted(d for d in dirs if not _excluded(d))
+        base = Path(current).relative_to(code_dir)
+        for name in sorted(names):
+            if _secret(name):
+                yield base / name
+
+
+def _warn_secrets(code_dir: Path, root: Path) -> None:
+    secrets = [path.as_posix() for path in secret_files(code_dir)]
+    if secrets:
+        where = _display(code_dir, root)
+        print(
+            f"{WARNING_PREFIX}left out of the bundle of {where} (private keys and secrets are "
+            f"never bundled): {', '.join(secrets)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _secret(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRETS)
 
 
 def bundle_stub(root: Path, *, runtime: str = "python3.12", architecture: str = "x86_64") -> Bundle:

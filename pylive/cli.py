@@ -17,6 +17,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line, as every pylive error: the problem and where the command's help is.
+        command = exc.ctx.command_path if exc.ctx is not None else "pylive"
+        click.echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -58,7 +63,13 @@ def init(directory: Path, template: str, name: str | None) -> None:
 @cli.command()
 @click.option("--local", "local", is_flag=True, help="Run without AWS: the HTTP API on localhost.")
 @click.option("--port", default=3000, show_default=True, help="Port of the local HTTP API.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Any address other than loopback makes the API (and your "
+    "functions, with your credentials) reachable from the network; pylive warns.",
+)
 @click.option("--stage", help="Stage name (default: [tool.pylive] stage, else 'dev').")
 @click.option(
     "--debug",
@@ -102,37 +113,43 @@ def dev(
     from pylive.config import load_config
     from pylive.console import Console
     from pylive.dev import DevOptions, LocalDevSession, run_event_loop
+    from pylive.dev_lock import dev_lock
+    from pylive.local.exposure import warn_if_exposed
 
     config = load_config(stage=stage)
-    if not local:
-        from pylive.aws_account import CredentialsError
-        from pylive.live import LiveDevSession
+    if local:
+        warn_if_exposed(host)
+    mode = {"mode": "local", "host": host, "port": port} if local else {"mode": "live"}
+    with dev_lock(config.state_dir, stage=config.stage, **mode):
+        if not local:
+            from pylive.aws_account import CredentialsError
+            from pylive.live import LiveDevSession
 
-        live = LiveDevSession(
-            config,
-            Console(),
+            live = LiveDevSession(
+                config,
+                Console(),
+                watch=not no_watch,
+                debug_port=debug_port if (debug or debug_wait) else None,
+                assume_role=assume_role,
+            )
+            try:
+                run_event_loop(live.run)
+            except CredentialsError as exc:
+                raise CredentialsError(
+                    f"{exc}; or run `pylive dev --local` to develop without AWS"
+                ) from None
+            return
+        options = DevOptions(
+            host=host,
+            port=port,
+            debug=debug or debug_wait,
+            debug_port=debug_port,
+            debug_wait=debug_wait,
             watch=not no_watch,
-            debug_port=debug_port if (debug or debug_wait) else None,
-            assume_role=assume_role,
+            direct=not relay,
         )
-        try:
-            run_event_loop(live.run)
-        except CredentialsError as exc:
-            raise CredentialsError(
-                f"{exc}; or run `pylive dev --local` to develop without AWS"
-            ) from None
-        return
-    options = DevOptions(
-        host=host,
-        port=port,
-        debug=debug or debug_wait,
-        debug_port=debug_port,
-        debug_wait=debug_wait,
-        watch=not no_watch,
-        direct=not relay,
-    )
-    session = LocalDevSession(config, options, Console())
-    run_event_loop(session.run)
+        session = LocalDevSession(config, options, Console())
+        run_event_loop(session.run)
 
 
 @cli.command()
@@ -302,14 +319,17 @@ def vpn_certs(out: Path | None, force: bool, days: int) -> None:
     """Create a CA, a server and a client certificate.
 
     Keys are RSA 2048, the size AWS Client VPN accepts. Private keys are written with
-    mode 0600 in a 0700 directory; existing files are never replaced without --force.
+    mode 0600 in a 0700 directory; existing files are never replaced without --force, and
+    --force replaces the whole set or, on a failure, nothing. --out inside the app's code
+    (outside a hidden directory such as .pylive) is refused.
     """
     from pylive.config import load_config
     from pylive.vpn import vpn_dir
-    from pylive.vpn_certs import write_certificates
+    from pylive.vpn_certs import check_certs_dir, write_certificates
 
     config = load_config()
     directory = out or vpn_dir(config.root)
+    check_certs_dir(config.root, directory)
     written = write_certificates(config.name, directory, days=days, force=force)
     click.echo(f"Wrote {', '.join(path.name for path in written)} to {directory}")
     click.echo("Next: pylive vpn import")

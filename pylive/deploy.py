@@ -219,7 +219,8 @@ def _synth(
     env = {**(env or {}), "CDK_DEFAULT_REGION": config.region}
     if target is not None:
         env["CDK_DEFAULT_ACCOUNT"] = target.account
-    synthesize_assembly(config, cdk_out, mode=mode, env=env, on_warning=console.warn)
+    own = cdk_out.absolute().parent == stage_dir(config).absolute()
+    synthesize_assembly(config, cdk_out, mode=mode, env=env, on_warning=console.warn, legacy_ok=own)
     stacks = stage_stacks(cdk_out, stage)
     if not stacks:
         raise UsageError(

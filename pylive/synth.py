@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pylive
+from pylive.assembly_dir import assembly_dir
 from pylive.config import AppConfig
 from pylive.errors import SynthError, UsageError
 from pylive.manifest import AppManifest
@@ -140,24 +141,25 @@ def synthesize_assembly(
     env: dict[str, str] | None = None,
     timeout: float = SYNTH_TIMEOUT,
     on_warning: Callable[[str], None] = _print_warning,
+    legacy_ok: bool = False,
 ) -> SynthResult:
     """Synthesize the app for ``mode`` into the cloud assembly directory ``cdk_out``, its
     stacks in the ``cdk.Stage`` ``<app>-<stage>`` (stack names ``<app>-<stage>-<StackId>``).
 
     Nothing is cached here (deploy mode bundles the functions' code, which has caches of its
     own); ``env`` adds environment variables for the synth process (CDK_DEFAULT_ACCOUNT...).
+    ``legacy_ok``: ``cdk_out`` is pylive's own (in ``.pylive/stages``), where an assembly
+    without pylive's marker was written by an older pylive.
     """
     if mode not in MODES:
         raise SynthError(f"unknown synth mode {mode!r} (expected one of: {', '.join(MODES)})")
     _require_node()
-    if cdk_out.is_dir() and any(cdk_out.iterdir()) and not (cdk_out / "manifest.json").is_file():
-        raise UsageError(
-            f"{cdk_out} is not empty and holds no cloud assembly; choose another directory"
+    # No stale stacks or assets from an older run, but only what pylive wrote is removed:
+    # anything else in the directory is refused (see pylive.assembly_dir).
+    with assembly_dir(cdk_out, legacy_ok=legacy_ok):
+        manifest, warnings = _synth_process(
+            config, mode, cdk_out=cdk_out, env=env, timeout=timeout, staged=True
         )
-    shutil.rmtree(cdk_out, ignore_errors=True)  # no stale stacks or assets from an older run
-    manifest, warnings = _synth_process(
-        config, mode, cdk_out=cdk_out, env=env, timeout=timeout, staged=True
-    )
     for line in warnings:
         on_warning(line)
     return SynthResult(manifest=manifest, reused=False, warnings=warnings)

@@ -9,7 +9,10 @@ requires the CN attribute).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +121,12 @@ def write_certificates(
     app_name: str, directory: Path, *, days: int = DEFAULT_DAYS, force: bool = False
 ) -> list[Path]:
     """Generate a set and write it to ``directory``: keys 0600, certificates 0644, the
-    directory 0700. Without ``force`` nothing is written when any of the files exists."""
+    directory 0700. Without ``force`` nothing is written when any of the files exists.
+
+    The set is replaced as a whole: every new file is written under a temporary name first,
+    then each takes its place; when any step fails the files already replaced get their old
+    content back, so a failure leaves the old set intact (never half old, half new).
+    """
     if not force:
         for name in CERTIFICATE_FILES:
             if (directory / name).exists() or (directory / name).is_symlink():
@@ -131,20 +139,72 @@ def write_certificates(
         ensure_private_dir(directory)
     except OSError as exc:
         raise VpnError(f"cannot create {directory}: {exc.strerror}") from None
-    written = []
-    for name in CERTIFICATE_FILES:
-        path = directory / name
-        mode = PRIVATE_MODE if name in PRIVATE_FILES else PUBLIC_MODE
-        try:
-            write_file(path, generated.pems[name], mode=mode, replace=force)
-        except FileExistsError:
-            raise VpnError(
-                f"{path} already exists; pass --force to replace the VPN certificates"
-            ) from None
-        except OSError as exc:
-            raise VpnError(f"cannot write {path}: {exc.strerror}") from None
-        written.append(path)
-    return written
+    token = secrets.token_hex(6)
+    staged: dict[str, Path] = {}
+    try:
+        for name in CERTIFICATE_FILES:
+            mode = PRIVATE_MODE if name in PRIVATE_FILES else PUBLIC_MODE
+            staged[name] = directory / f".{name}.{token}.new"
+            write_file(staged[name], generated.pems[name], mode=mode, replace=False)
+        _swap_in(directory, staged, token, force=force)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise VpnError(
+            f"cannot write the VPN certificates to {directory} ({exc.strerror}{where}); "
+            "nothing was changed"
+        ) from None
+    finally:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+    return [directory / name for name in CERTIFICATE_FILES]
+
+
+def check_certs_dir(app_root: Path, directory: Path) -> None:
+    """Refuse a directory for the keys where pylive takes an app's code from: anywhere in
+    the app except hidden directories (``.pylive/vpn``, the default, is one)."""
+    root, target = app_root.resolve(), directory.resolve()
+    try:
+        relative = target.relative_to(root)
+    except ValueError:
+        return
+    if not any(part.startswith(".") for part in relative.parts):
+        raise VpnError(
+            f"{directory} is inside the app's code ({root}), where private keys could end up "
+            "in a bundle or a commit; choose a directory outside the app, or leave out --out "
+            "for .pylive/vpn"
+        )
+
+
+def _swap_in(directory: Path, staged: dict[str, Path], token: str, *, force: bool) -> None:
+    """Move every staged file to its name; on a failure, put back what was there before."""
+    backups: dict[str, Path | None] = {}  # name -> the old file's backup (None: there was none)
+    try:
+        for name, new in staged.items():
+            path = directory / name
+            if path.exists() or path.is_symlink():
+                if not force:
+                    raise VpnError(
+                        f"{path} already exists; pass --force to replace the VPN certificates"
+                    )
+                if path.is_dir() and not path.is_symlink():
+                    raise IsADirectoryError(21, "Is a directory", str(path))
+                old = directory / f".{name}.{token}.old"
+                os.link(path, old, follow_symlinks=False)
+                backups[name] = old
+            else:
+                backups[name] = None
+            os.replace(new, path)
+    except BaseException:
+        for name, saved in backups.items():
+            with contextlib.suppress(OSError):
+                if saved is None:
+                    (directory / name).unlink(missing_ok=True)
+                else:
+                    os.replace(saved, directory / name)
+        raise
+    for saved in backups.values():
+        if saved is not None:
+            saved.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,31 @@ def test_stub_output_leaves_out_the_report_of_an_error_the_function_already_show
         ),
         ("hang (stub)", "a line of its own"),
     ]
+
+
+def test_a_second_dev_in_the_same_app_is_refused_and_deletes_nothing(app: Path) -> None:
+    first = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    url = first.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+    dev_json = (app / ".pylive" / "dev.json").read_text()
+    # The second one also listens on every address: it warns about that before it is refused.
+    second = subprocess.run(
+        pylive_cmd("dev", "--local", "--port", "0", "--host", "0.0.0.0"),
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 4, second.stderr
+    warning, error = second.stderr.strip().splitlines()
+    assert warning.startswith("Warning: --host 0.0.0.0 makes the local API reachable")
+    assert error == (
+        f"Error: pylive dev is already running for the app in {app} (pid {first.proc.pid}, "
+        f"{url}, stage dev); stop it (Ctrl-C in its terminal) before starting another"
+    )
+    assert (app / ".pylive" / "dev.json").read_text() == dev_json  # the first one's, intact
+    assert http("GET", url + "/")[0] == 200
+    assert first.stop() == 0
+    # Once it stopped, a new session starts (the lock died with the process).
+    third = Running(pylive_cmd("dev", "--local", "--port", "0", "--direct"), cwd=app)
+    third.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120)
+    assert third.stop() == 0

@@ -793,3 +793,30 @@ def test_the_aurora_template_reads_the_arns_file(
         "server_certificate_arn": result.arns.server,
         "client_certificate_arn": result.arns.client,
     }
+
+
+def test_cli_certs_out_inside_the_app_code_is_refused(app: Path) -> None:
+    (app / "functions").mkdir()
+    for out in ("functions/certs", "certs", "."):
+        result = pylive("vpn", "certs", "--out", out, cwd=app)
+        assert_one_line_error(result, 7, "inside the app's code")
+    assert not (app / "functions" / "certs").exists() and not (app / "certs").exists()
+    assert not (app / "ca.key").exists()
+    hidden = pylive("vpn", "certs", "--out", ".secrets/vpn", cwd=app)
+    assert hidden.returncode == 0, hidden.stderr
+
+
+def test_cli_force_that_fails_part_way_keeps_the_old_set(app: Path) -> None:
+    assert pylive("vpn", "certs", cwd=app).returncode == 0
+    directory = vpn_dir(app)
+    before = {name: (directory / name).read_bytes() for name in CERTIFICATE_FILES}
+    # server.key cannot be replaced (a directory took its place): ca.crt, ca.key and
+    # server.crt come before it in the set.
+    (directory / "server.key").unlink()
+    (directory / "server.key").mkdir()
+    del before["server.key"]
+    result = pylive("vpn", "certs", "--force", cwd=app)
+    assert_one_line_error(result, 7, "nothing was changed")
+    after = {name: (directory / name).read_bytes() for name in before}
+    assert after == before
+    assert sorted(p.name for p in directory.iterdir()) == sorted(CERTIFICATE_FILES)
