@@ -27,6 +27,9 @@ from pylive.runtime.worker import OutputSink, Worker, WorkerDied
 from pylive.runtime.zygote import Zygote, ZygoteError
 
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit
+# Idle workers beyond each function's warmest one are stopped after this long, as Lambda
+# reclaims idle execution environments, so memory comes back after a burst of load.
+IDLE_RECLAIM_S = 30.0
 EXIT_REPORT_TIMEOUT = 2.0
 _IGNORED_DIRS = (".venv", "venv", ".pylive", "site-packages", "__pycache__", ".git")
 
@@ -63,6 +66,7 @@ class PoolOptions:
     timeout_override: float | None = None  # e.g. raised while debugging
     preload_file: Path | None = None  # remembers which modules to pre-import next time
     memory_limit: bool = True  # stop a worker over its function's memory size, as Lambda does
+    idle_reclaim_s: float | None = IDLE_RECLAIM_S  # None keeps every idle worker
 
 
 @dataclass
@@ -89,6 +93,9 @@ class WorkerPool:
         self._exits: dict[int, asyncio.Future[str]] = {}
         self._exit_reports: dict[int, str] = {}
         self._preloaded: set[str] = set(self._read_preload())
+        self._remembered = frozenset(self._preloaded)  # what preload.json held at start
+        self._learned: set[str] = set()  # pre-imports learned in this session
+        self._packages_used: set[str] = set()  # what this session's workers referred to
         debugging = options.debug_port is not None
         self._zygote = Zygote(
             python,
@@ -109,6 +116,8 @@ class WorkerPool:
         await self._zygote.start()
         if self._options.memory_limit:
             self._tasks.add(asyncio.create_task(self._watch_memory()))
+        if self._options.idle_reclaim_s is not None:
+            self._tasks.add(asyncio.create_task(self._reclaim_idle(self._options.idle_reclaim_s)))
         self.set_functions(functions, warm=warm)
         await self.warmed()
 
@@ -216,6 +225,7 @@ class WorkerPool:
             outcome = task.exception() or task.result()
             if isinstance(outcome, Worker):
                 if outcome.generation == state.generation:
+                    outcome.idle_since = time.monotonic()
                     state.idle.append(outcome)
                 else:
                     outcome.kill()
@@ -323,6 +333,18 @@ class WorkerPool:
                         worker.out_of_memory_mb = used
                         worker.kill()
 
+    async def _reclaim_idle(self, idle_s: float) -> None:
+        """Stop workers idle for ``idle_s``, keeping each function's most recently used one
+        so the next invocation stays warm."""
+        interval = min(max(idle_s / 2, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = time.monotonic() - idle_s
+            for state in self._functions.values():
+                # The deque's right end is the most recently released worker.
+                while len(state.idle) > 1 and state.idle[0].idle_since <= cutoff:
+                    state.idle.popleft().kill()
+
     def _report(self, state: _FunctionState, error: bytes) -> None:
         """Show an error the runtime raised (no handler code did: a timeout, an exit) among
         the function's output, as Lambda writes it to the function's log."""
@@ -342,6 +364,7 @@ class WorkerPool:
         if worker.dead or worker.generation != state.generation:
             worker.kill()
             return
+        worker.idle_since = time.monotonic()
         state.idle.append(worker)
 
     async def _spawn(self, state: _FunctionState) -> Worker | bytes:
@@ -379,6 +402,7 @@ class WorkerPool:
         if generation == state.generation:
             state.init_failed = False
             state.files = {p for p in map(os.path.realpath, worker.files) if self._is_app_file(p)}
+            self._packages_used.update(worker.uses)
             self._learn_preload(worker)
         return worker
 
@@ -400,6 +424,7 @@ class WorkerPool:
         ]
         if fresh:
             self._preloaded.update(fresh)
+            self._learned.update(fresh)
             with contextlib.suppress(ZygoteError, OSError):
                 self._zygote.preload(fresh)
 
@@ -434,13 +459,22 @@ class WorkerPool:
             return []
         return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
+    def _modules_to_remember(self) -> set[str]:
+        """The pre-imports for the next session: those learned now, and the remembered ones
+        whose package some function still refers to. Only a session in which every function
+        imported its handler knows what the app uses; any other keeps the whole list."""
+        if not self._functions or any(s.init_failed for s in self._functions.values()):
+            return self._preloaded
+        kept = {n for n in self._remembered if n.partition(".")[0] in self._packages_used}
+        return kept | self._learned
+
     def _write_preload(self) -> None:
         path = self._options.preload_file
         if path is None:
             return
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(sorted(self._preloaded)))
+            path.write_text(json.dumps(sorted(self._modules_to_remember())))
 
 
 def _since(started: float) -> float:

@@ -41,6 +41,8 @@ class Worker:
         self._output = output
         self.files: list[str] = []
         self.modules: list[str] = []
+        self.uses: list[str] = []  # top-level packages its modules refer to
+        self.idle_since = 0.0  # time.monotonic() when it last became idle
         self.init_ms = 0.0
         self.dead = False
         self.out_of_memory_mb: float | None = None  # set when stopped for using too much
@@ -60,6 +62,7 @@ class Worker:
             self.init_ms = header["init_ms"]
             self.files = [path for _name, path in header["modules"]]
             self.modules = [name for name, _path in header["modules"]]
+            self.uses = header.get("uses", [])
             return None
         return body
 

@@ -33,6 +33,7 @@ import struct
 import sys
 import time
 import traceback
+import types
 from typing import Any, NoReturn
 
 FRAME_PREFIX = struct.Struct(">II")
@@ -328,6 +329,31 @@ def _setup_logging() -> None:
         root.setLevel(level)
 
 
+def _packages_used(module_names: list[str]) -> list[str]:
+    """Top-level packages that the given modules refer to from their globals (a module they
+    imported, or a class or function defined in one), and the packages they belong to.
+
+    The worker host pre-imports the app's third-party modules, so an import the app still
+    makes of one never shows among the new modules; this is how the runner learns that the
+    app still uses it (and which pre-imports it may forget)."""
+    used: set[str] = set()
+    for name in module_names:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        used.add(name.partition(".")[0])
+        for value in list(vars(module).values()):
+            try:
+                owner = value.__name__ if isinstance(value, types.ModuleType) else None
+                if owner is None:
+                    owner = getattr(value, "__module__", None)
+            except Exception:  # a lazy proxy may raise on any attribute
+                continue
+            if isinstance(owner, str) and owner:
+                used.add(owner.partition(".")[0])
+    return sorted(used)
+
+
 def _new_modules(before: set[str]) -> list[tuple[str, str]]:
     """(name, file) of the modules imported since ``before`` was taken."""
     found = []
@@ -404,7 +430,9 @@ def run_worker(spec: dict[str, Any], sock: socket.socket, out_fd: int) -> NoRetu
         channel.send({"t": "init_error"}, error)
         os._exit(0)
     init_ms = (time.perf_counter() - started) * 1000
-    channel.send({"t": "ready", "init_ms": init_ms, "modules": _new_modules(before)})
+    modules = _new_modules(before)
+    uses = _packages_used([name for name, _path in modules])
+    channel.send({"t": "ready", "init_ms": init_ms, "modules": modules, "uses": uses})
     _serve(channel, handler)
 
 
