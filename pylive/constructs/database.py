@@ -204,7 +204,9 @@ class Database(Construct):
             max_connections_percent=max_connections_percent,
             debug_logging=proxy_debug_logging,
         )
-        # (DatabaseProxy itself opens the cluster's security group to the proxy's.)
+        # (DatabaseProxy itself opens the cluster's security group to the proxy's, through
+        # separate rule resources; the proxy's group must still lose EC2's default egress.)
+        keep_no_default_egress(self.proxy_security_group)
         self.endpoint: str = self.proxy.endpoint
 
         cdk.CfnOutput(self, "ProxyEndpoint", value=self.endpoint, description="RDS Proxy host")
@@ -266,6 +268,32 @@ class Database(Construct):
         for key, value in environment.items():
             function.add_environment(key, value)
         return grant
+
+
+# A rule that matches no traffic (what the CDK puts in a group that allows no outbound traffic).
+NO_TRAFFIC_EGRESS: Final = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic",
+    "FromPort": 252,
+    "IpProtocol": "icmp",
+    "ToPort": 86,
+}
+
+
+def keep_no_default_egress(group: ec2.SecurityGroup) -> None:
+    """Make sure ``group`` never gets EC2's default allow-all egress rule.
+
+    EC2 gives a group created without egress rules one that allows all outbound traffic, and
+    separate ``AWS::EC2::SecurityGroupEgress`` resources (the CDK's rules to other security
+    groups) add to it rather than replace it
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroup.html).
+    The CDK drops its no-traffic placeholder once such a rule exists; this puts it back. The
+    group's inline egress rules are replaced by it, so ``group`` must only get egress rules to
+    other security groups (which are separate resources)."""
+    cfn = group.node.default_child
+    if not isinstance(cfn, ec2.CfnSecurityGroup):
+        raise TypeError(f"{group.node.path} has no CfnSecurityGroup")
+    cfn.add_property_override("SecurityGroupEgress", [NO_TRAFFIC_EGRESS])
 
 
 def proxy_name(scope: Construct) -> str:

@@ -276,8 +276,40 @@ def test_proxy_admits_nothing_else(built: Built) -> None:
     assert len(rules) == 2
     sg = template.find_resources("AWS::EC2::SecurityGroup")[proxy_sg]["Properties"]
     assert "SecurityGroupIngress" not in sg
-    # outbound: only to the cluster (no 0.0.0.0/0 egress)
-    assert all(e.get("CidrIp") != "0.0.0.0/0" for e in sg.get("SecurityGroupEgress", []))
+
+
+# A group created without SecurityGroupEgress gets EC2's default allow-all egress rule, which
+# separate AWS::EC2::SecurityGroupEgress resources add to instead of replacing
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroup.html):
+# the group itself must hold an egress rule, one that matches no traffic.
+NO_TRAFFIC = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic",
+    "FromPort": 252,
+    "IpProtocol": "icmp",
+    "ToPort": 86,
+}
+
+
+@pytest.mark.parametrize("group", ["Proxy", "Cluster"])
+def test_security_groups_keep_no_default_egress(built: Built, group: str) -> None:
+    template = built.template
+    sg_id = logical_id(template, "AWS::EC2::SecurityGroup", f"Database{group}SecurityGroup")
+    sg = template.find_resources("AWS::EC2::SecurityGroup")[sg_id]["Properties"]
+    assert sg.get("SecurityGroupEgress") == [NO_TRAFFIC]
+
+
+def test_proxy_egress_goes_to_the_cluster_only(built: Built) -> None:
+    template = built.template
+    proxy_sg = logical_id(template, "AWS::EC2::SecurityGroup", "DatabaseProxySecurityGroup")
+    cluster_sg = logical_id(template, "AWS::EC2::SecurityGroup", "DatabaseClusterSecurityGroup")
+    rules = template.find_resources(
+        "AWS::EC2::SecurityGroupEgress",
+        {"Properties": {"GroupId": {"Fn::GetAtt": [proxy_sg, "GroupId"]}}},
+    )
+    [rule] = [r["Properties"] for r in rules.values()]
+    assert rule["DestinationSecurityGroupId"] == {"Fn::GetAtt": [cluster_sg, "GroupId"]}
+    assert rule["IpProtocol"] == "tcp"
 
 
 # --- grant_connect ----------------------------------------------------------------------
