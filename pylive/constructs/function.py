@@ -20,6 +20,7 @@ from aws_cdk import triggers
 from constructs import Construct
 
 from pylive import protocol
+from pylive.relay_policy import stub_grants
 
 if TYPE_CHECKING:
     from pylive.constructs.network import Network
@@ -256,7 +257,8 @@ class Function(Construct):
         return self.node.path.removeprefix(prefix)
 
     def _grant_relay(self, relay: RelaySettings) -> None:
-        """Only what the stub does: connect to the relay, post to connections on its stage."""
+        """Only what the stub does: connect to the relay, POST and GET connections on its
+        stage."""
         stack = cdk.Stack.of(self)
 
         def api_arn(resource_name: str) -> str:
@@ -267,15 +269,11 @@ class Function(Construct):
                 arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
             )
 
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[api_arn("$connect")])
-        )
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["execute-api:ManageConnections"],
-                resources=[api_arn("POST/@connections/*")],
-            )
-        )
+        # Exactly the calls stub/stub.py makes (see pylive.relay_policy): the local cloud
+        # enforces the same list on its stubs.
+        for action, resources in stub_grants(relay.stage):
+            arns = [api_arn(r.removeprefix(f"{relay.stage}/")) for r in resources]
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=arns))
         # `pylive dev --assume-role` runs the function locally with this role's permissions:
         # principals of this account (with sts:AssumeRole on it) may assume it in dev mode.
         role = self.function.role

@@ -3,6 +3,7 @@ and a timeout raised so a breakpoint does not end the invocation."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from pylive.constructs import Function
+from pylive.stub_code import stub_code_dir
+
+STUB_SOURCE = (stub_code_dir() / "stub.py").read_text()
 
 RELAY = {
     "app": "shop",
@@ -108,16 +112,37 @@ def test_the_stub_may_only_reach_its_relay(dev_stack: cdk.Stack) -> None:
                             "Effect": "Allow",
                             "Resource": arn("$connect"),
                         },
-                        {
-                            "Action": "execute-api:ManageConnections",
-                            "Effect": "Allow",
-                            "Resource": arn("POST/@connections/*"),
-                        },
                     ]
                 )
             }
         },
     )
+
+
+def test_the_stub_may_make_every_connections_call_it_makes_and_no_other(
+    dev_stack: cdk.Stack,
+) -> None:
+    """stub/stub.py POSTs the invoke and GETs the runner's connection while a slow invocation
+    runs; a role that allows POST only (CDK's grantManagementApiAccess, aws/aws-cdk#18410)
+    fails every invocation longer than the liveness interval in AWS."""
+    Function(dev_stack, "orders", handler="functions/orders.handler")
+    template = Template.from_stack(dev_stack)
+    granted: dict[str, set[str]] = {}
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                if action.startswith("execute-api:"):
+                    resources = statement["Resource"]
+                    for resource in resources if isinstance(resources, list) else [resources]:
+                        tail = resource["Fn::Join"][1][-1]
+                        granted.setdefault(action, set()).add(tail.split(":a1b2c3d4e5/")[1])
+    assert granted == {
+        "execute-api:Invoke": {"ada/$connect"},
+        "execute-api:ManageConnections": {"ada/POST/@connections/*", "ada/GET/@connections/*"},
+    }
+    called = set(re.findall(r'\b(?:send|_send)\(\s*(?:\w+,\s*)?"([A-Z]+)"', STUB_SOURCE))
+    assert called == {"POST", "GET"}  # what stub/stub.py calls @connections with
 
 
 def test_dev_mode_without_relay_settings_says_what_provides_them(
