@@ -35,6 +35,7 @@ MYSQL_PORT: Final = 3306
 LOG_EXPORTS: Final = ("audit", "error", "general", "slowquery")
 MIN_ACU, MAX_ACU = 0.0, 256.0
 MAX_BACKUP_DAYS: Final = 35
+MIN_AZS: Final = 2
 
 ENV_HOST: Final = "PYLIVE_DB_HOST"
 ENV_PORT: Final = "PYLIVE_DB_PORT"
@@ -104,6 +105,17 @@ class Database(Construct):
         super().__init__(scope, id)
         if not isinstance(network, Network):
             raise TypeError(f"network must be a pylive Network, not {type(network).__name__}")
+        zones = len(network.vpc.availability_zones)
+        if zones < MIN_AZS:
+            # A DB subnet group (the cluster's, the proxy's) covers at least two AZs
+            # (RDS's DBSubnetGroupDoesNotCoverEnoughAZs; "Each DB subnet group should have
+            # subnets in at least two Availability Zones" in
+            # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html)
+            raise ValueError(
+                f"Aurora and its RDS Proxy need subnets in at least two Availability Zones, and "
+                f"the network {network.node.path} has {zones}; create it with "
+                f"Network(..., max_azs=2) or more"
+            )
         _check_identifier("database_name", database_name, _DB_NAME_RE)
         _check_identifier("master_username", master_username, _DB_USER_RE)
         if isinstance(users, str):

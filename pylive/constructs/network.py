@@ -56,7 +56,8 @@ class Network(Construct):
 
     - ``cidr`` (default ``"10.0.0.0/16"``): the VPC's IPv4 range, /16 to /28.
     - ``max_azs`` (default ``2``): how many Availability Zones to use; each gets one private
-      and one public subnet. Aurora needs at least two.
+      and one public subnet. Aurora and its RDS Proxy need at least two (a `Database` in a
+      network of one AZ is a synth error).
     - ``nat_gateways`` (default ``1``): NAT gateways, placed in the public subnets. One is
       the cheap choice (private routes of every AZ go through it); one per AZ survives the
       loss of an AZ. ``0`` makes the private subnets isolated: no internet access from them.

@@ -518,3 +518,15 @@ def test_allow_from_a_function_without_network_is_a_clear_error(network: Network
     outside = Function(network, "outside", handler="functions/a.handler")
     with pytest.raises(ValueError, match=r"not in a network"):
         database.allow_from(outside)
+
+
+def test_fewer_than_two_availability_zones_is_a_synth_error(
+    make_stack: Callable[..., cdk.Stack],
+) -> None:
+    """Aurora's subnet group and the RDS Proxy both need subnets in two AZs; CloudFormation
+    would only say so minutes into a deploy."""
+    stack = make_stack()
+    network = Network(stack, "Network", max_azs=1)
+    with pytest.raises(ValueError, match="at least two Availability Zones") as raised:
+        Database(stack, "Database", network=network)
+    assert "max_azs" in str(raised.value)
