@@ -64,6 +64,21 @@ class RelaySettings:
     callback_url: str
 
 
+def no_route_to_relay(function: str, network: str) -> str:
+    """Why dev mode cannot deploy a function in isolated subnets."""
+    # An execute-api VPC endpoint serves private REST APIs only, and with its private DNS on,
+    # calls from the VPC to public APIs (the relay is a public WebSocket API) fail with 403:
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html
+    # https://repost.aws/knowledge-center/api-gateway-vpc-connections
+    return (
+        f"function {function} runs in the isolated subnets of {network} (nat_gateways=0), "
+        "which have no route to the internet, so in dev mode its stub cannot reach the relay's "
+        "WebSocket API; a VPC endpoint cannot help (an execute-api endpoint serves private "
+        "REST APIs only, and WebSocket APIs are public); give the network a NAT gateway "
+        "(Network(..., nat_gateways=1)) for the stage you develop in"
+    )
+
+
 def relay_settings(scope: Construct) -> RelaySettings:
     value = scope.node.try_get_context(RELAY_CONTEXT)
     fields = ("app", "stage", "api_id", "relay_url", "callback_url")
@@ -174,6 +189,8 @@ class Function(Construct):
         self.dev_timeout: float = max(_timeout_seconds(dev_timeout), self.timeout)
 
         relay = relay_settings(self) if self.mode == "dev" else None
+        if relay is not None and network is not None and not network.nat_gateways:
+            raise ValueError(no_route_to_relay(self.node.path, network.node.path))
         lambda_code, lambda_handler = self._code_and_handler()
         deployed_timeout = self.dev_timeout if self.mode == "dev" else self.timeout
         deployed_environment = dict(self.environment)

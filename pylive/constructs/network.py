@@ -60,7 +60,8 @@ class Network(Construct):
       network of one AZ is a synth error).
     - ``nat_gateways`` (default ``1``): NAT gateways, placed in the public subnets. One is
       the cheap choice (private routes of every AZ go through it); one per AZ survives the
-      loss of an AZ. ``0`` makes the private subnets isolated: no internet access from them.
+      loss of an AZ. ``0`` makes the private subnets isolated: no internet access from them
+      (and no `pylive dev`, whose stubs must reach the public relay API).
     - ``private_cidr_mask`` (default ``20``): prefix length of each private subnet.
     - ``public_cidr_mask`` (default ``24``): prefix length of each public subnet.
     - ``flow_logs`` (default ``False``): send VPC flow logs (all traffic) to a CloudWatch

@@ -210,3 +210,26 @@ def test_run_on_deploy_adds_a_trigger_after_its_dependencies_in_deploy_mode_only
         assert resource["Properties"]["Timeout"] == "60000"
         version = resource["Properties"]["HandlerArn"]["Ref"]
         assert version.startswith("migrateFunctionCurrentVersion")
+
+
+def test_dev_mode_refuses_a_function_with_no_route_to_the_internet(dev_stack: cdk.Stack) -> None:
+    """The stub must reach the relay's public WebSocket API. From isolated subnets there is no
+    way: an execute-api VPC endpoint serves private REST APIs only (and its private DNS turns
+    calls to public APIs from the VPC into 403s), so this fails at synth, saying why."""
+    from pylive.constructs import Network
+
+    network = Network(dev_stack, "Network", nat_gateways=0)
+    with pytest.raises(ValueError, match="no route to the internet") as raised:
+        Function(dev_stack, "orders", handler="functions/orders.handler", network=network)
+    message = str(raised.value)
+    assert "nat_gateways" in message and "VPC endpoint" in message
+
+
+def test_deploy_mode_accepts_a_function_in_isolated_subnets(
+    make_stack: Callable[..., cdk.Stack],
+) -> None:
+    from pylive.constructs import Network
+
+    stack = make_stack("local")
+    network = Network(stack, "Network", nat_gateways=0)
+    Function(stack, "orders", handler="functions/orders.handler", network=network)
