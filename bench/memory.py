@@ -3,7 +3,9 @@ workers), summed from /proc after warm-up.
 
 - idle: one stdlib function, warmed by a few requests, one idle worker;
 - busy: 16 concurrent requests to a stdlib handler that sleeps, measured while 16 workers
-  are busy (and once more after they finish, with 16 idle workers).
+  are busy (and once more after they finish, with 16 idle workers);
+- reclaimed: once the idle workers beyond the warmest one have been stopped (about 30 s
+  after the load), with the seconds that took.
 
 RSS counts the pages that forked workers share with the worker host once per process, so its
 sum overstates; PSS (from /proc/PID/smaps_rollup) divides shared pages among the processes
@@ -27,6 +29,7 @@ import common
 TARGET_IDLE_MB = 120.0
 TARGET_BUSY_MB = 500.0
 SLEEP_S = 2.0
+RECLAIM_WAIT_S = 90.0
 
 
 def by_role(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +98,15 @@ def one_session(app: Path, concurrency: int) -> dict[str, Any]:
         time.sleep(0.5)
         after = snapshot(runner)
         after["workers"] = common.count_workers(runner)
-    return {"idle": idle, "busy": busy, "idle_after_load": after}
+        # Idle workers beyond the warmest one are reclaimed (pylive.runtime.pool).
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + RECLAIM_WAIT_S
+        while common.count_workers(runner) > 1 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        reclaimed = snapshot(runner)
+        reclaimed["workers"] = common.count_workers(runner)
+        reclaimed["seconds_after_load"] = round(time.perf_counter() - t0 + 0.5, 1)
+    return {"idle": idle, "busy": busy, "idle_after_load": after, "reclaimed": reclaimed}
 
 
 def run() -> dict[str, Any]:
@@ -140,6 +151,11 @@ def run() -> dict[str, Any]:
             f"idle_after_load_{args.concurrency}_workers": {
                 "rss_mb": med("idle_after_load", "rss_mb"),
                 "pss_mb": med("idle_after_load", "pss_mb"),
+            },
+            "after_idle_workers_reclaimed": {
+                "rss_mb": med("reclaimed", "rss_mb"),
+                "pss_mb": med("reclaimed", "pss_mb"),
+                "seconds_after_load": med("reclaimed", "seconds_after_load"),
             },
         },
         "note": "medians over sessions; RSS double counts pages shared by forked workers",
