@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pylive.errors import PyliveError
-from pylive.synth import find_node
+from pylive.node import NodeRuntime, find_node
 
 CDK_CLI_VERSION = "2.1148.1"
 INSTALL_TIMEOUT = 300.0
@@ -66,27 +66,23 @@ def toolkit_command(on_status: Callable[[str], None] = lambda _: None) -> list[s
             raise ToolkitError(f"PYLIVE_CDK_CLI={configured!r} was not found")
         return [path]
     node = find_node()
-    if node is None:
-        raise ToolkitError(
-            "Node.js is required to run the AWS CDK toolkit, but `node` is not on PATH "
-            "(and JSII_NODE is not set); install Node.js 18+"
-        )
+    if node.warning:
+        on_status(node.warning)
     home = cache_dir() / f"cdk-cli-{CDK_CLI_VERSION}"
     entry = home / "node_modules" / "aws-cdk" / "bin" / "cdk"
     if not entry.is_file():
         on_status(f"installing the AWS CDK toolkit {CDK_CLI_VERSION} into {home} (once)")
         install_toolkit(home, node)
-    return [node, str(entry)]
+    return [node.node, str(entry)]
 
 
-def install_toolkit(home: Path, node: str) -> None:
+def install_toolkit(home: Path, node: NodeRuntime) -> None:
     """``npm install aws-cdk@<version>`` into a temporary directory renamed to ``home``, so a
     half-finished install is never used."""
-    npm = _find_npm(node)
     home.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{home.name}-", dir=home.parent))
     command = [
-        npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund",
+        *node.npm_command(), "install", "--prefix", str(staging), "--no-audit", "--no-fund",
         "--no-save", "--loglevel=error", f"aws-cdk@{CDK_CLI_VERSION}",
     ]  # fmt: skip
     try:
@@ -98,6 +94,7 @@ def install_toolkit(home: Path, node: str) -> None:
                 text=True,
                 timeout=INSTALL_TIMEOUT,
                 check=False,
+                env=node.env(dict(os.environ)),
             )
         except subprocess.TimeoutExpired:
             raise ToolkitError(
@@ -122,6 +119,8 @@ def install_toolkit(home: Path, node: str) -> None:
 def toolkit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**_TOOLKIT_ENV_DEFAULTS, **os.environ, **(extra or {})}
     env.pop("FORCE_COLOR", None)
+    if not env.get("PYLIVE_CDK_CLI"):
+        env = find_node().env(env)  # the toolkit's own child processes run `node` by name
     return env
 
 
@@ -189,19 +188,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-def _find_npm(node: str) -> str:
-    beside = Path(node).resolve().parent / "npm"
-    if beside.is_file():
-        return str(beside)
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ToolkitError(
-            "npm is required to install the AWS CDK toolkit on first use, but it is not on "
-            "PATH; install Node.js with npm, or set PYLIVE_CDK_CLI to a `cdk` executable"
-        )
-    return npm
 
 
 def _last_line(text: str) -> str:

