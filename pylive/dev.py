@@ -27,6 +27,7 @@ import uvicorn
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
+from pylive.local.http_protocol import head_timeout_protocol
 from pylive.local.http_server import HttpApi, HttpApiApp, Invoke, bind
 from pylive.local.lambda_host import (
     stub_environment,
@@ -107,7 +108,7 @@ class LocalDevSession:
             server = _QuietServer(
                 uvicorn.Config(
                     app,
-                    http="httptools",
+                    http=head_timeout_protocol(),  # httptools; unfinished heads time out
                     loop="none",
                     lifespan="off",
                     access_log=False,

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from pylive.errors import ServeError
-from pylive.local import cors
+from pylive.local import cors, limits
 from pylive.local.http_events import (
     HttpResponse,
     build_event,
@@ -64,7 +64,18 @@ class HttpApiApp:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        body = await _read_body(receive)
+        target = scope.get("raw_path", b"") + (
+            b"?" + scope["query_string"] if scope.get("query_string") else b""
+        )
+        if limits.head_size(method, target, scope["headers"]) > limits.MAX_HEAD_BYTES:
+            await _respond(send, limits.head_too_large())
+            self._log(method, path, "-", 431, _since(started))
+            return
+        body = await _read_body(receive, scope["headers"])
+        if body is None:
+            await _respond(send, limits.body_too_large())
+            self._log(method, path, "-", 413, _since(started))
+            return
         routes = self.api.routes  # one table for the whole request, even if swapped meanwhile
         if routes.has_cors and await self._preflight(scope, routes, send, started):
             return
@@ -90,9 +101,15 @@ class HttpApiApp:
             request_id=request_id,
             time_epoch_ms=int(time.time() * 1000),
         )
+        payload = orjson.dumps(event)
+        if len(payload) > limits.LAMBDA_REQUEST_LIMIT_BYTES:
+            # Lambda refuses the invocation (the function never runs); the client gets 413.
+            await _respond(send, limits.event_too_large(), request_id.encode())
+            self._log(method, path, match.function, 413, _since(started))
+            return
         timer = self._start_timer(send, method, path, match.function, started)
         try:
-            result = await self._invoke(match.function, orjson.dumps(event))
+            result = await self._invoke(match.function, payload)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -154,15 +171,25 @@ class _IntegrationTimer:
         self._handle.cancel()
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The request body; None when it is over the HTTP API's payload limit (said by its
+    Content-Length before it is read, or found while reading a chunked one)."""
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit() and int(value) > limits.MAX_BODY_BYTES:
+            return None
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
-        return body
+        return body if len(body) <= limits.MAX_BODY_BYTES else None
     chunks = [body]
+    size = len(body)
     while message.get("more_body"):
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

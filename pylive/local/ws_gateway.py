@@ -74,7 +74,13 @@ from pylive.local.ws_events import (
     selection_path,
     trace_id,
 )
-from pylive.local.ws_http import HttpRequest, HttpResponse, HttpSessions, bind_connection_class
+from pylive.local.ws_http import (
+    HEAD_TIMEOUT_S,
+    HttpRequest,
+    HttpResponse,
+    HttpSessions,
+    bind_connection_class,
+)
 
 Integration = Callable[[dict[str, Any], "IntegrationContext"], Awaitable[dict[str, Any] | None]]
 
@@ -92,6 +98,7 @@ class GatewayLimits:
     idle_timeout: float = 600.0
     max_duration: float = 7200.0
     integration_timeout: float = 29.0
+    head_timeout: float = HEAD_TIMEOUT_S  # a request head (or @connections request) unfinished
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,9 @@ class WebSocketGateway:
         self._host = host
         self._port = port
         self._server: Server | None = None
-        self._sessions = HttpSessions(self._serve_http, max_body_bytes=8 * 1024 * 1024)
+        self._sessions = HttpSessions(
+            self._serve_http, max_body_bytes=8 * 1024 * 1024, head_timeout=self.limits.head_timeout
+        )
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, _Live] = (
             weakref.WeakKeyDictionary()
         )

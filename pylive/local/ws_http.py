@@ -20,6 +20,10 @@ from typing import Any, cast
 from websockets.asyncio.server import ServerConnection
 
 MAX_HEAD_BYTES = 16 * 1024
+# A connection that has not sent a complete request head (or a complete request, on a plain
+# HTTP connection) this long after it started one is closed: a client that opens
+# connections and never finishes them cannot hold the server's sockets forever.
+HEAD_TIMEOUT_S = 10.0
 _log = logging.getLogger(__name__)
 
 
@@ -51,9 +55,12 @@ HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 class HttpSessions:
     """The plain HTTP connections of one server, so they can be closed when it stops."""
 
-    def __init__(self, handler: HttpHandler, max_body_bytes: int) -> None:
+    def __init__(
+        self, handler: HttpHandler, max_body_bytes: int, head_timeout: float = HEAD_TIMEOUT_S
+    ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
+        self.head_timeout = head_timeout
         self.open: set[_HttpSession] = set()
         self.sniffing: set[asyncio.Transport] = set()
 
@@ -73,19 +80,33 @@ class _HttpSession:
         self._peer = peer
         self._buffer = bytearray()
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # armed while a request is incomplete
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
         self._next()
 
     def close(self) -> None:
+        self._disarm()
         if self._task is not None:
             self._task.cancel()
         self._transport.close()
 
+    def _arm(self) -> None:
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._sessions.head_timeout, self._transport.close)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _next(self) -> None:
         if self._task is not None or self._transport.is_closing():
             return
+        if self._buffer:
+            self._arm()  # until this request is complete
         head_end = self._buffer.find(b"\r\n\r\n")
         if head_end < 0:
             if len(self._buffer) > MAX_HEAD_BYTES:
@@ -113,6 +134,7 @@ class _HttpSession:
             return
         body = bytes(self._buffer[start : start + length])
         del self._buffer[: start + length]
+        self._disarm()
         keep_alive = version == "HTTP/1.1" and names.get("connection", "").lower() != "close"
         request = HttpRequest(method, target, headers, body, self._peer)
         self._task = asyncio.get_running_loop().create_task(self._serve(request, keep_alive))
@@ -185,12 +207,18 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
         _raw: asyncio.Transport
         _head: bytearray
         _http: _HttpSession | None = None
+        _sniff_timer: asyncio.TimerHandle
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             # uvloop's transports implement asyncio.Transport without subclassing it.
             self._raw = cast(asyncio.Transport, transport)
             self._head = bytearray()
             sessions.sniffing.add(self._raw)
+            # Closed unless its first request head is complete in time (then websockets'
+            # open_timeout, or the HTTP session's own timer, takes over).
+            self._sniff_timer = asyncio.get_running_loop().call_later(
+                sessions.head_timeout, self._raw.close
+            )
 
         def data_received(self, data: bytes) -> None:
             if self._mode == _WEBSOCKET:
@@ -210,6 +238,7 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
             received = bytes(self._head)
             self._head.clear()
             sessions.sniffing.discard(self._raw)
+            self._sniff_timer.cancel()
             if _is_websocket_upgrade(received[:end]):
                 self._mode = _WEBSOCKET
                 super().connection_made(self._raw)
@@ -227,6 +256,7 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             sessions.sniffing.discard(self._raw)
+            self._sniff_timer.cancel()
             if self._mode == _WEBSOCKET:
                 super().connection_lost(exc)
             elif self._http is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from pylive.local.http_protocol import head_timeout_protocol
 from pylive.local.http_server import HttpApi, HttpApiApp, bind
 from pylive.local.routes import RouteTable
 from pylive.manifest import FunctionSpec, RouteSpec
@@ -27,6 +28,7 @@ class Server:
         root: Path,
         routes: list[RouteSpec],
         functions: tuple[str, ...] = ("handler", "boom"),
+        head_timeout: float | None = None,
         **api: Any,
     ) -> None:
         """``functions`` name handlers in ``root/api.py``; ``api`` sets :class:`HttpApi`
@@ -35,6 +37,7 @@ class Server:
         self.routes = routes
         self.functions = functions
         self.api = api
+        self.head_timeout = head_timeout
         self.log: list[tuple[str, str, str, int, float]] = []
         self.port = 0
         self._ready = threading.Event()
@@ -74,7 +77,10 @@ class Server:
         self.port = sock.getsockname()[1]
         api = HttpApi(RouteTable(self.routes), **self.api)
         app = HttpApiApp(api, pool.invoke, lambda *entry: self.log.append(entry))
-        config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="warning")
+        http: Any = "httptools"
+        if self.head_timeout is not None:
+            http = head_timeout_protocol(self.head_timeout)
+        config = uvicorn.Config(app, http=http, lifespan="off", log_level="warning")
         self._server = uvicorn.Server(config)
         serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:

@@ -1,0 +1,55 @@
+"""uvicorn's httptools protocol with a deadline for each request head.
+
+uvicorn times out idle keep-alive connections but not one that never completes its request
+line and headers: each such connection would hold a socket and its buffers for as long as
+the client likes. Here a connection that has not sent a complete head within ``head_timeout``
+seconds of opening (or of starting its next request) is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEAD_TIMEOUT_S = 10.0
+
+
+def head_timeout_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.Protocol]:
+    """A protocol class for ``uvicorn.Config(http=...)``."""
+
+    class HeadTimeoutProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(head_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _expired(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
