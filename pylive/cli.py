@@ -93,6 +93,19 @@ def init(directory: Path, template: str, name: str | None) -> None:
     "served (--relay, the default: HTTP API, stub, local WebSocket API and router, runner, "
     "worker), or (--direct) from the HTTP API straight to the workers, which is faster.",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only failed invocations and pylive's own messages."
+)
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also print each invocation's event and result."
+)
+@click.option(
+    "--console-port",
+    default=0,
+    show_default=True,
+    help="Port of the web console on 127.0.0.1 (0: any free port).",
+)
+@click.option("--no-console", is_flag=True, help="Do not serve the web console.")
 def dev(
     local: bool,
     port: int,
@@ -104,11 +117,19 @@ def dev(
     no_watch: bool,
     assume_role: bool,
     relay: bool,
+    quiet: bool,
+    verbose: bool,
+    console_port: int,
+    no_console: bool,
 ) -> None:
     """Run the app with hot reload: every save is served by the new code at once.
 
     Without --local: deploy the stage's relay and the functions as stubs to AWS, then run
     every real invocation here. With --local: no AWS at all; the app's HTTP API on localhost.
+
+    Every invocation is recorded (.pylive/invocations.jsonl) and printed as one line. The
+    web console (its URL is printed at start, on 127.0.0.1) lists them live, shows each
+    one's event, result and output, and replays them; so does `pylive replay`.
     """
     from pylive.config import load_config
     from pylive.console import Console
@@ -117,6 +138,11 @@ def dev(
     from pylive.local.exposure import warn_if_exposed
 
     config = load_config(stage=stage)
+    if quiet and verbose:
+        from pylive.errors import UsageError
+
+        raise UsageError("pass either --quiet or --verbose, not both")
+    console = Console(level="quiet" if quiet else "verbose" if verbose else "normal")
     if local:
         warn_if_exposed(host)
     mode = {"mode": "local", "host": host, "port": port} if local else {"mode": "live"}
@@ -127,10 +153,12 @@ def dev(
 
             live = LiveDevSession(
                 config,
-                Console(),
+                console,
                 watch=not no_watch,
                 debug_port=debug_port if (debug or debug_wait) else None,
                 assume_role=assume_role,
+                web_console=not no_console,
+                console_port=console_port,
             )
             try:
                 run_event_loop(live.run)
@@ -147,35 +175,79 @@ def dev(
             debug_wait=debug_wait,
             watch=not no_watch,
             direct=not relay,
+            web_console=not no_console,
+            console_port=console_port,
         )
-        session = LocalDevSession(config, options, Console())
+        session = LocalDevSession(config, options, console)
         run_event_loop(session.run)
 
 
 @cli.command()
 @click.argument("function")
-@click.option("--event", "-e", help="The event, as JSON (default: {}).")
+@click.option(
+    "--event",
+    "-e",
+    help="The event, as JSON (default: {}), or a sample event of a source: "
+    "sqs, s3, eventbridge, schedule, dynamodb or http.",
+)
 @click.option(
     "--event-file",
     "-f",
     type=click.Path(path_type=Path, dir_okay=False),
     help="A file holding the event as JSON ('-' reads standard input).",
 )
-def invoke(function: str, event: str | None, event_file: Path | None) -> None:
+@click.option(
+    "--save",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the event to this file (to edit and pass with --event-file) instead of invoking.",
+)
+def invoke(function: str, event: str | None, event_file: Path | None, save: Path | None) -> None:
     """Run FUNCTION once locally and print its result as JSON.
 
     On a function error the Lambda error JSON is printed and the exit code is 1.
+    `--event sqs` (or s3, eventbridge, schedule, dynamodb, http) sends a realistic sample
+    event of that source, shaped like AWS's documented ones.
     """
     from pylive.config import load_config
     from pylive.dev import run_event_loop
-    from pylive.invoke import invoke_once, read_event
+    from pylive.invoke import invoke_once, read_event, sample_payload
 
-    payload = read_event(event, event_file)
     config = load_config()
+    payload = sample_payload(event, config.region) or read_event(event, event_file)
+    if save is not None:
+        save.write_bytes(payload + b"\n")
+        click.echo(f"Wrote {save}; edit it, then: pylive invoke {function} --event-file {save}")
+        return
     result = run_event_loop(lambda: invoke_once(config, function, payload))
     sys.stdout.buffer.write(result.body + b"\n")
     sys.stdout.flush()
     if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("request_id", required=False)
+@click.option("--function", "-F", "function", help="Replay this function's last invocation.")
+def replay(request_id: str | None, function: str | None) -> None:
+    """Run a recorded invocation again on the current code and print what changed.
+
+    REQUEST_ID is an invocation's request id (as the console shows it) or `last` (the
+    default). With `pylive dev` running, the replay takes the session's path (through the
+    local relay, or directly); without it, a one-off worker runs the recorded event. The
+    exit code is 1 when the replay fails.
+    """
+    from pylive.config import load_config
+    from pylive.replay import replay as run_replay
+    from pylive.replay import report
+
+    if request_id is not None and function is not None:
+        from pylive.errors import UsageError
+
+        raise UsageError("pass either a request id or --function, not both")
+    replayed = run_replay(load_config(), request_id, function)
+    for line in report(replayed):
+        click.echo(line)
+    if replayed.new["status"] != "ok":
         sys.exit(1)
 
 

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+if TYPE_CHECKING:
+    from pylive.runtime.record import Invocation
+
+Level = Literal["quiet", "normal", "verbose"]
+VERBOSE_MAX_LINES = 40  # of an event or a result, with --verbose
 
 _COLORS = {"dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36"}
 
 
 class Console:
-    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        color: bool | None = None,
+        level: Level = "normal",
+    ) -> None:
         self._stream = stream or sys.stdout
         self._color = self._stream.isatty() if color is None else color
         self._flush_scheduled = False
+        self.level = level
 
     def _paint(self, text: str, color: str) -> str:
         return f"\x1b[{_COLORS[color]}m{text}\x1b[0m" if self._color else text
@@ -45,6 +59,8 @@ class Console:
 
     def output(self, function_id: str, line: str) -> None:
         """A line the function printed."""
+        if self.level == "quiet":
+            return
         self._write(self._paint(f"{function_id} |", "dim") + " " + line)
 
     def request(self, method: str, path: str, function_id: str, status: int, ms: float) -> None:
@@ -52,3 +68,54 @@ class Console:
         self._write(
             f"{method} {path} -> {function_id} {self._paint(str(status), color)} {ms:.1f} ms"
         )
+
+    def http_answer(self, method: str, path: str, function_id: str, status: int, ms: float) -> None:
+        """The local HTTP API's answer to one request. A request that ran a function has its
+        line from :meth:`invocation`; those answered without one (no route, a CORS
+        preflight, the integration timeout) are shown here."""
+        if (status == 503 or function_id in ("-", "CORS")) and self.level != "quiet":
+            self.request(method, path, function_id, status, ms)
+
+    def invocation(self, record: Invocation, kind: str = "end") -> None:
+        """One line per finished invocation: what invoked it, the outcome, the time, and
+        whether it started a worker (cold); with --verbose its event and result too."""
+        if kind != "end" or (self.level == "quiet" and record.ok):
+            return
+        event = record.event_value()
+        what = _origin(event, record.source())
+        http_status = record.http_status()
+        error = record.error()
+        if http_status is not None:
+            status = str(http_status)
+            color = "green" if http_status < 400 else "yellow" if http_status < 500 else "red"
+        else:
+            status, color = ("ok", "green") if record.ok else ("error", "red")
+        line = f"{what} -> {record.function} {self._paint(status, color)}"
+        if error is not None:
+            line += " " + self._paint(f"{error['errorType']}: {error['errorMessage']}", "red")
+        start = f"cold (init {record.init_ms:.0f} ms)" if record.init_ms else "cold"
+        line += f" {record.duration_ms or 0:.1f} ms {start if record.cold else 'warm'}"
+        if record.replay_of is not None:
+            line += self._paint(" (replay)", "dim")
+        self._write(line)
+        if self.level == "verbose":
+            self._block("event", event)
+            self._block("error" if error is not None else "result", record.result_value())
+
+    def _block(self, label: str, value: Any) -> None:
+        text = json.dumps(value, indent=2, default=str).splitlines()
+        if len(text) > VERBOSE_MAX_LINES:
+            text = [*text[:VERBOSE_MAX_LINES], f"... ({len(text) - VERBOSE_MAX_LINES} more lines)"]
+        for line in text:
+            self._write(self._paint(f"  {label} |", "dim") + " " + line)
+
+
+def _origin(event: Any, source: str) -> str:
+    """``GET /items/42`` for an HTTP API request, else the event source (``sqs``...)."""
+    if source.startswith("http ") and isinstance(event, dict):
+        http = event.get("requestContext", {}).get("http")
+        if isinstance(http, dict) and "method" in http:
+            return f"{http['method']} {event.get('rawPath') or http.get('path', '')}"
+        if "httpMethod" in event:
+            return f"{event['httpMethod']} {event.get('path', '')}"
+    return source

@@ -41,6 +41,7 @@ from pylive.runtime.relay import RelayClient
 from pylive.runtime.reload import ReloadWatcher
 from pylive.stub_code import stub_code_dir
 from pylive.synth import infra_sources, synthesize
+from pylive.webconsole import SessionConsole, SessionInfo
 
 DEV_FILE = "dev.json"
 PRELOAD_FILE = "preload.json"
@@ -57,6 +58,8 @@ class DevOptions:
     debug_wait: bool = False
     watch: bool = True
     direct: bool = False  # True: HTTP API → worker pool, skipping the stub and the relay
+    web_console: bool = True  # serve the web console (invocations are recorded either way)
+    console_port: int = 0  # 0: any free port
 
 
 class _QuietServer(uvicorn.Server):
@@ -79,6 +82,9 @@ class LocalDevSession:
         self._manifest: AppManifest | None = None  # what is served now
         self._pool: WorkerPool | None = None
         self._relay: _LocalRelay | None = None
+        self.invocations = SessionConsole(
+            config.state_dir, console, web=options.web_console, port=options.console_port
+        )
 
     async def run(self) -> None:
         started = time.perf_counter()
@@ -97,14 +103,16 @@ class LocalDevSession:
         try:
             await pool.start(manifest.functions.values())
             invoke: Invoke = pool.invoke
+            entry = pool
             if not self.options.direct:
                 relay = self._relay = _LocalRelay(self.config, pool, self.stop, self.console)
                 invoke = await relay.start(manifest, timeout_override=self._timeout_override())
+                entry = relay.stubs
                 tasks.append(relay.runner)
             self._api = HttpApi(RouteTable(manifest.routes))
             if self.options.debug:  # a breakpoint may hold an invocation for minutes
                 self._api.integration_timeout = None
-            app = HttpApiApp(self._api, invoke, self.console.request)
+            app = HttpApiApp(self._api, invoke, self.console.http_answer)
             server = _QuietServer(
                 uvicorn.Config(
                     app,
@@ -125,6 +133,12 @@ class LocalDevSession:
             host, port = sock.getsockname()[:2]
             self.url = f"http://{host}:{port}"
             await self._wait_started(server, serving)
+            path = "direct" if self._relay is None else "relay"
+            await self.invocations.start(
+                # A replay takes the path the session's requests take, on the current code.
+                lambda function, event, rid: entry.invoke(function, event, request_id=rid),
+                SessionInfo(manifest.app, f"dev --local ({path})"),
+            )
             self._write_dev_file(manifest)
             self._announce(manifest, time.perf_counter() - started)
             self.ready.set()
@@ -142,6 +156,7 @@ class LocalDevSession:
             if self._relay is not None:
                 await self._relay.close()
             await pool.close()
+            await self.invocations.close()
             sock.close()
             with contextlib.suppress(OSError):
                 (self.config.state_dir / DEV_FILE).unlink()
@@ -157,6 +172,7 @@ class LocalDevSession:
             timeout_override=self._timeout_override(),
             preload_file=self.config.state_dir / PRELOAD_FILE,
             memory_limit=not self.options.debug,  # a debugger needs memory of its own
+            record=self.invocations.log,
         )
 
     def _timeout_override(self) -> float | None:
@@ -218,6 +234,8 @@ class LocalDevSession:
         )
         for route in manifest.routes:
             self.console.info(f"  {route.route_key:<28} -> {route.function}")
+        if self.invocations.url:
+            self.console.info(f"Console: {self.invocations.url}")
         if self.options.debug:
             for index, function_id in enumerate(sorted(manifest.functions)):
                 port = self.options.debug_port + index

@@ -35,6 +35,15 @@ def read_event(event: str | None, event_file: Path | None) -> bytes:
     return text.encode()
 
 
+def sample_payload(event: str | None, region: str) -> bytes | None:
+    """``--event sqs`` and the like: a sample event of that source; else None."""
+    from pylive.sample_events import SOURCES, sample_event
+
+    if event is None or event.strip() not in SOURCES:
+        return None
+    return json.dumps(sample_event(event.strip(), region), indent=2).encode()
+
+
 def find_function(manifest: AppManifest, name: str) -> str:
     if name in manifest.functions:
         return name

@@ -31,6 +31,7 @@ from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 from pylive.runtime.reload import ReloadWatcher
 from pylive.synth import infra_sources, synthesize
+from pylive.webconsole import SessionConsole, SessionInfo
 
 PRELOAD_FILE = "preload.json"
 
@@ -185,6 +186,8 @@ class LiveDevSession:
         watch: bool = True,
         debug_port: int | None = None,
         assume_role: bool = False,
+        web_console: bool = True,
+        console_port: int = 0,
     ) -> None:
         self.config = config
         self.console = console
@@ -195,6 +198,9 @@ class LiveDevSession:
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.relay: Relay | None = None
+        self.invocations = SessionConsole(
+            config.state_dir, console, web=web_console, port=console_port
+        )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -219,6 +225,7 @@ class LiveDevSession:
                 timeout_override=900.0 if self.debug_port is not None else None,
                 preload_file=self.config.state_dir / PRELOAD_FILE,
                 memory_limit=self.debug_port is None,  # a debugger needs memory of its own
+                record=self.invocations.log,
             ),
         )
         invoker = _ByPath(pool, manifest)
@@ -251,6 +258,11 @@ class LiveDevSession:
             if connected not in done:
                 connected.cancel()
                 raise PyliveError(f"could not connect to the relay at {relay.relay_url}")
+            # A replay runs here on the current code (the event came from AWS once).
+            await self.invocations.start(
+                lambda function, event, rid: pool.invoke(function, event, request_id=rid),
+                SessionInfo(manifest.app, f"dev, stage {relay.stage}"),
+            )
             if self.watch:
                 tasks.append(asyncio.create_task(self._watcher(pool, invoker, assumer).run()))
             took = time.perf_counter() - started
@@ -258,6 +270,8 @@ class LiveDevSession:
                 f"pylive dev: {manifest.app} stage {relay.stage!r} is live; invocations of "
                 f"{len(manifest.functions)} function(s) run here (ready in {took:.1f} s)"
             )
+            if self.invocations.url:
+                self.console.info(f"Console: {self.invocations.url}")
             self.console.info("Press Ctrl-C to stop (the stubs then answer that no runner is on).")
             self.ready.set()
             stopper = asyncio.create_task(self.stop.wait())
@@ -272,6 +286,7 @@ class LiveDevSession:
                 with contextlib.suppress(BaseException):
                     await task
             await pool.close()
+            await self.invocations.close()
             self.console.event("stopped")
 
     def _watcher(

@@ -23,6 +23,7 @@ from typing import Any
 from pylive.manifest import FunctionSpec
 from pylive.runtime import memory
 from pylive.runtime.environment import function_arn, lambda_environment
+from pylive.runtime.record import Invocation, InvocationLog
 from pylive.runtime.worker import OutputSink, Worker, WorkerDied
 from pylive.runtime.zygote import Zygote, ZygoteError
 
@@ -67,6 +68,7 @@ class PoolOptions:
     preload_file: Path | None = None  # remembers which modules to pre-import next time
     memory_limit: bool = True  # stop a worker over its function's memory size, as Lambda does
     idle_reclaim_s: float | None = IDLE_RECLAIM_S  # None keeps every idle worker
+    record: InvocationLog | None = None  # remembers every invocation (what the console shows)
 
 
 @dataclass
@@ -270,13 +272,46 @@ class WorkerPool:
         trace_id: str | None,
     ) -> InvokeResult:
         request_id = request_id or str(uuid.uuid4())
+        log = self._options.record
+        if log is None:
+            return await self._run(state, event, request_id, client_context, identity, trace_id)
+        record = log.begin(state.spec.id, request_id, event)
+        try:
+            result = await self._run(
+                state, event, request_id, client_context, identity, trace_id, record
+            )
+        except BaseException as exc:  # cancelled, or a bug: the record does not stay running
+            failure = {"errorType": "Runtime.Cancelled", "errorMessage": repr(exc)}
+            log.end(record, False, json.dumps(failure).encode(), 0.0)
+            raise
+        log.end(record, result.ok, result.body, result.duration_ms, result.content_type)
+        return result
+
+    async def _run(
+        self,
+        state: _FunctionState,
+        event: bytes,
+        request_id: str,
+        client_context: dict[str, Any] | None,
+        identity: dict[str, Any] | None,
+        trace_id: str | None,
+        record: Invocation | None = None,
+    ) -> InvokeResult:
         timeout = self._options.timeout_override or state.spec.timeout
         started = time.perf_counter()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         acquired = await self._acquire(state)
         if isinstance(acquired, bytes):
+            if record is not None:
+                record.cold = True  # the worker's init failed
             return InvokeResult(False, acquired, request_id=request_id, duration_ms=_since(started))
         worker = acquired
+        if record is not None:
+            worker.record = record
+            record.pid = worker.pid
+            if worker.invocations == 0:
+                record.cold, record.init_ms = True, round(worker.init_ms, 1)
+        worker.invocations += 1
         header = {
             "t": "invoke",
             "id": request_id,
@@ -293,7 +328,7 @@ class WorkerPool:
         except TimeoutError:
             worker.kill()
             body = _timeout_error(request_id, timeout)
-            self._report(state, body)
+            self._report(state, body, record)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         except WorkerDied:
             status = await self._exit_status(worker.pid)
@@ -304,9 +339,11 @@ class WorkerPool:
                     state.spec.id, worker.out_of_memory_mb, state.spec.memory
                 )
                 self._options.output(state.spec.id, report)
+                if record is not None:
+                    record.add_output(report)
             else:
                 body = _exit_error(request_id, status)
-            self._report(state, body)
+            self._report(state, body, record)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         finally:
             state.busy.discard(worker)
@@ -345,10 +382,13 @@ class WorkerPool:
                 while len(state.idle) > 1 and state.idle[0].idle_since <= cutoff:
                     state.idle.popleft().kill()
 
-    def _report(self, state: _FunctionState, error: bytes) -> None:
+    def _report(self, state: _FunctionState, error: bytes, record: Invocation | None) -> None:
         """Show an error the runtime raised (no handler code did: a timeout, an exit) among
         the function's output, as Lambda writes it to the function's log."""
-        self._options.output(state.spec.id, json.loads(error)["errorMessage"])
+        message = json.loads(error)["errorMessage"]
+        self._options.output(state.spec.id, message)
+        if record is not None:
+            record.add_output(message)
 
     async def _acquire(self, state: _FunctionState) -> Worker | bytes:
         while state.idle:

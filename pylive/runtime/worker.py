@@ -8,10 +8,13 @@ import json
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pylive.runtime.worker_main import FRAME_PREFIX, pack_frame
 from pylive.runtime.zygote import SpawnedWorker
+
+if TYPE_CHECKING:
+    from pylive.runtime.record import Invocation
 
 OutputSink = Callable[[str, str], None]  # (function id, one line of its output)
 STREAM_LIMIT = 1 << 24
@@ -31,14 +34,13 @@ class Worker:
         spawned: SpawnedWorker,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        output: asyncio.Task[None],
     ) -> None:
         self.function_id = function_id
         self.generation = generation
         self.pid = spawned.pid
         self._reader = reader
         self._writer = writer
-        self._output = output
+        self._output: asyncio.Task[None] | None = None
         self.files: list[str] = []
         self.modules: list[str] = []
         self.uses: list[str] = []  # top-level packages its modules refer to
@@ -46,14 +48,19 @@ class Worker:
         self.init_ms = 0.0
         self.dead = False
         self.out_of_memory_mb: float | None = None  # set when stopped for using too much
+        self.invocations = 0  # started on this process
+        # The invocation its output belongs to: the running one, else the last one (its
+        # last lines may arrive just after its answer).
+        self.record: Invocation | None = None
 
     @classmethod
     async def attach(
         cls, function_id: str, generation: int, spawned: SpawnedWorker, sink: OutputSink
     ) -> Worker:
         reader, writer = await asyncio.open_unix_connection(sock=spawned.sock, limit=STREAM_LIMIT)
-        output = asyncio.create_task(_relay_output(spawned.output_fd, function_id, sink))
-        return cls(function_id, generation, spawned, reader, writer, output)
+        worker = cls(function_id, generation, spawned, reader, writer)
+        worker._output = asyncio.create_task(_relay_output(spawned.output_fd, worker, sink))
+        return worker
 
     async def wait_ready(self, timeout: float) -> bytes | None:
         """Wait for the handler import. None when ready, else the init error payload."""
@@ -90,12 +97,15 @@ class Worker:
 
     async def closed(self) -> None:
         """Wait until the process's output has been fully relayed."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._output
+        if self._output is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._output
 
 
-async def _relay_output(fd: int, function_id: str, sink: OutputSink) -> None:
-    """Forward the worker's stdout/stderr line by line, labelled with its function."""
+async def _relay_output(fd: int, worker: Worker, sink: OutputSink) -> None:
+    """Forward the worker's stdout/stderr line by line, labelled with its function, and
+    keep each line with the invocation it belongs to."""
+    function_id = worker.function_id
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_LIMIT)
     pipe = os.fdopen(fd, "rb", buffering=0)
@@ -108,6 +118,9 @@ async def _relay_output(fd: int, function_id: str, sink: OutputSink) -> None:
                 line = await reader.read(STREAM_LIMIT)
             if not line:
                 return
-            sink(function_id, line.decode("utf-8", "replace").rstrip("\r\n"))
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            sink(function_id, text)
+            if worker.record is not None:
+                worker.record.add_output(text)
     finally:
         transport.close()
