@@ -7,17 +7,20 @@ synth process can describe it to the local runner without reading CloudFormation
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import triggers
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from pylive import protocol
 from pylive.relay_policy import stub_grants
@@ -40,6 +43,10 @@ ARCHITECTURES: Final = ("x86_64", "arm64")
 
 MIN_MEMORY, MAX_MEMORY = 128, 10240
 MAX_TIMEOUT = 900
+# What SQS uses when a queue sets none (CreateQueue's VisibilityTimeout default).
+SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
+# The synth process's warning channel (pylive.synth reads these lines from stderr).
+_WARNING_PREFIX = "pylive:warning: "
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # "dir/sub/module.func" or "package.module.func" (both forms Lambda's Python runtime accepts)
@@ -216,6 +223,9 @@ class Function(Construct):
         )
         if relay is not None:
             self._grant_relay(relay)
+        if self.mode != "deploy":
+            # Event sources are usually added after the function: check them at synth.
+            cdk.Aspects.of(self).add(_FitDevTimeout(self))
 
     def _code_and_handler(self) -> tuple[lambda_.Code, str]:
         """What Lambda runs for the current synth mode: the code and its handler string.
@@ -303,6 +313,37 @@ class Function(Construct):
         if role is not None:
             self.function.add_environment(protocol.ROLE_ARN_VARIABLE, role.role_arn)
 
+    def fit_dev_timeout(self) -> None:
+        """Dev mode: keep the deployed timeout within the visibility timeout of every SQS
+        queue this function consumes, which Lambda requires of an SQS event source
+        (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html), so dev
+        mode deploys whatever deploy mode deploys; prints a notice when it lowered it. In
+        local mode only ``dev_timeout`` changes (what the runner gives the function's
+        workers under `pylive dev`)."""
+        limits = [
+            (queue.node.path, visibility)
+            for queue, visibility in _consumed_queues(self.function)
+            if visibility < self.dev_timeout
+        ]
+        if not limits:
+            return
+        queue_path, visibility = min(limits, key=lambda item: item[1])
+        fitted = max(visibility, self.timeout)
+        if fitted >= self.dev_timeout:
+            return
+        previous, self.dev_timeout = self.dev_timeout, fitted
+        if self.mode != "dev":
+            return
+        cfn = self.function.node.default_child
+        if isinstance(cfn, lambda_.CfnFunction):
+            cfn.timeout = int(fitted)
+        sys.stderr.write(
+            f"{_WARNING_PREFIX}dev mode: function {self.path} gets a timeout of {fitted:.0f} s "
+            f"instead of its dev_timeout of {previous:.0f} s: Lambda needs the "
+            f"visibility timeout of the SQS queue it consumes ({queue_path}, "
+            f"{visibility:.0f} s) to be at least the function's timeout\n"
+        )
+
     def add_environment(self, key: str, value: str) -> Function:
         """Set an environment variable on the deployed function and in local runs."""
         self.environment[key] = value
@@ -362,6 +403,42 @@ class Function(Construct):
 
         ``fn.grant(bucket.grant_read)`` is ``bucket.grant_read(fn.function)``."""
         return grantee(self.function)
+
+
+@jsii.implements(cdk.IAspect)
+class _FitDevTimeout:
+    def __init__(self, function: Function) -> None:
+        self.function = function
+
+    def visit(self, node: IConstruct) -> None:
+        if node.node.path == self.function.node.path:
+            self.function.fit_dev_timeout()
+
+
+def _consumed_queues(function: lambda_.Function) -> list[tuple[sqs.Queue, float]]:
+    """The SQS queues of the app that ``function`` has event sources for, with their
+    visibility timeouts (in seconds; queues whose timeout is only known at deploy time are
+    left out)."""
+    mappings = [
+        child for child in function.node.children if isinstance(child, lambda_.EventSourceMapping)
+    ]
+    if not mappings:
+        return []
+    sources = set()
+    for mapping in mappings:
+        cfn = mapping.node.default_child
+        if isinstance(cfn, lambda_.CfnEventSourceMapping) and cfn.event_source_arn:
+            sources.add(cfn.event_source_arn)
+    found: list[tuple[sqs.Queue, float]] = []
+    for node in function.node.root.node.find_all():
+        if isinstance(node, sqs.Queue) and node.queue_arn in sources:
+            queue = node.node.default_child
+            value = queue.visibility_timeout if isinstance(queue, sqs.CfnQueue) else None
+            if value is None:
+                found.append((node, float(SQS_DEFAULT_VISIBILITY_TIMEOUT)))
+            elif isinstance(value, int | float) and not cdk.Token.is_unresolved(value):
+                found.append((node, float(value)))
+    return found
 
 
 def _placement(

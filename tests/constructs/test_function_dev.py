@@ -233,3 +233,53 @@ def test_deploy_mode_accepts_a_function_in_isolated_subnets(
     stack = make_stack("local")
     network = Network(stack, "Network", nat_gateways=0)
     Function(stack, "orders", handler="functions/orders.handler", network=network)
+
+
+def test_dev_timeout_stays_within_an_sqs_event_sources_visibility_timeout(
+    dev_stack: cdk.Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda refuses an SQS event source whose queue's visibility timeout is shorter than the
+    function's timeout: dev mode must still deploy the function, with a timeout that fits,
+    and say so."""
+    from aws_cdk import aws_lambda_event_sources as sources
+    from aws_cdk import aws_sqs as sqs
+
+    queue = sqs.Queue(dev_stack, "Jobs", visibility_timeout=cdk.Duration.seconds(60))
+    fn = Function(dev_stack, "orders", handler="functions/orders.handler", timeout=10)
+    fn.function.add_event_source(sources.SqsEventSource(queue))
+    template = Template.from_stack(dev_stack)
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "stub.handler", "Timeout": 60}
+    )
+    assert fn.dev_timeout == 60
+    notice = capsys.readouterr().err
+    assert "pylive:warning:" in notice and "60" in notice and "visibility timeout" in notice
+
+
+def test_dev_timeout_with_a_queue_of_the_default_visibility_timeout(dev_stack: cdk.Stack) -> None:
+    from aws_cdk import aws_lambda_event_sources as sources
+    from aws_cdk import aws_sqs as sqs
+
+    queue = sqs.Queue(dev_stack, "Jobs")  # SQS's default visibility timeout: 30 s
+    fn = Function(dev_stack, "orders", handler="functions/orders.handler")
+    fn.function.add_event_source(sources.SqsEventSource(queue))
+    Template.from_stack(dev_stack).has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "stub.handler", "Timeout": 30}
+    )
+
+
+def test_local_mode_fits_the_dev_timeout_the_runner_uses(
+    make_stack: Callable[..., cdk.Stack], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pylive dev` gives the workers the manifest's dev_timeout (synthesized in local mode):
+    the same value the deployed stub has."""
+    from aws_cdk import aws_lambda_event_sources as sources
+    from aws_cdk import aws_sqs as sqs
+
+    stack = make_stack("local")
+    queue = sqs.Queue(stack, "Jobs", visibility_timeout=cdk.Duration.seconds(120))
+    fn = Function(stack, "orders", handler="functions/orders.handler", timeout=10)
+    fn.function.add_event_source(sources.SqsEventSource(queue))
+    Template.from_stack(stack)
+    assert fn.dev_timeout == 120
+    assert "pylive:warning:" not in capsys.readouterr().err
