@@ -28,6 +28,17 @@ def main() -> None:
     except PyliveError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # A path pylive did not foresee (a file where a directory should be, a name too long,
+        # a full disk): still one line, naming the path.
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    except RuntimeError as exc:
+        if not str(exc).startswith("Symlink loop"):  # Path.resolve() before Python 3.13
+            raise
+        click.echo(f"Error: a path goes through a symbolic link loop ({exc})", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -9,6 +9,11 @@ from pathlib import Path
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import UsageError
+from pylive.local.limits import (
+    LAMBDA_REQUEST_ERROR,
+    LAMBDA_REQUEST_LIMIT_BYTES,
+    LAMBDA_REQUEST_MESSAGE,
+)
 from pylive.manifest import AppManifest
 from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
 from pylive.synth import synthesize
@@ -32,7 +37,13 @@ def read_event(event: str | None, event_file: Path | None) -> bytes:
         json.loads(text)
     except ValueError as exc:
         raise UsageError(f"{source} is not valid JSON: {exc}") from None
-    return text.encode()
+    payload = text.encode()
+    if len(payload) > LAMBDA_REQUEST_LIMIT_BYTES:
+        # What Lambda's Invoke answers (HTTP 413): the function never runs.
+        raise UsageError(
+            f"{LAMBDA_REQUEST_ERROR}: {LAMBDA_REQUEST_MESSAGE} ({source} is {len(payload)} bytes)"
+        )
+    return payload
 
 
 def sample_payload(event: str | None, region: str) -> bytes | None:

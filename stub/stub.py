@@ -614,7 +614,13 @@ def handler(event: Any, context: Any) -> Any:
         environment=settings.environment,
         reply_to=conn.connection_id,
     )
-    frames = protocol.split(protocol.encode(invoke), max_frame_bytes=POST_CHUNK_BYTES)
+    encoded = protocol.encode(invoke)
+    if len(encoded) > MAX_MESSAGE_BYTES:  # the runner would drop it: say so, not "not running"
+        raise PyliveRelayError(
+            f"the invocation of {settings.function_id} is {len(encoded)} bytes encoded, over "
+            f"the relay's limit of {MAX_MESSAGE_BYTES} bytes for one message"
+        )
+    frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
     try:
         _post(conn, frames, read_last_answer=False)
     except _Gone:

@@ -158,3 +158,53 @@ def test_init_creates_a_runnable_app_and_refuses_to_overwrite(tmp_path: Path) ->
     assert_one_line_error(
         pylive("init", "other", "--template", "nope", cwd=tmp_path), 2, "unknown template 'nope'"
     )
+
+
+def test_init_answers_bad_paths_and_names_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("keep")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    cases = [
+        (["init", "a-file/app"], "which is not a directory"),
+        (["init", "a-file"], "already exists and is not empty"),
+        (["init", "loop1/app"], "symbolic link loop"),
+        (["init", "n" * 300], "the file system allows 255"),
+        (["init", "/".join(["deep"] * 1200)], "too long a path"),
+        (["init", "ok", "--name", "x" * 41], "at most 40 characters"),
+        (["init", "ok", "--name", "1abc"], "must start with a letter"),
+    ]
+    for args, text in cases:
+        assert_one_line_error(pylive(*args, cwd=tmp_path), 2, text)
+    # Nothing was created on the way, and nothing that was there is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "loop1", "loop2"]
+    assert (tmp_path / "a-file").read_text() == "keep"
+
+
+def test_other_commands_answer_bad_paths_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "demo"\n')
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    cases = [
+        (["synth", "-o", "loop1/out"], 1, "symbolic link loop"),
+        (["synth", "-o", "a-file/out"], 2, "Not a directory"),
+        (["synth", "-o", "a-file"], 2, "is a file"),
+        (["invoke", "hello", "-f", "loop1"], 2, "cannot read --event-file"),
+        (["invoke", "hello", "-f", "e" * 300], 2, "cannot read --event-file"),
+        (["vpn", "certs", "--out", str(tmp_path / "a-file" / "certs")], 7, ""),
+    ]
+    for args, code, text in cases:
+        assert_one_line_error(pylive(*args, cwd=tmp_path), code, text)
+
+
+def test_invoke_with_an_event_over_lambdas_6_mb_is_lambdas_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "demo"\n')
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"data": "x" * (6 * 1024 * 1024)}))
+    result = pylive("invoke", "hello", "-f", str(event), cwd=tmp_path)
+    assert_one_line_error(
+        result,
+        2,
+        "RequestEntityTooLargeException: Request must be smaller than 6291456 bytes for the "
+        "InvokeFunction operation",
+    )

@@ -217,3 +217,16 @@ def test_an_unreachable_relay_is_a_clear_error() -> None:
             assert body["errorMessage"].startswith(f"cannot reach the relay at {url}")
 
     run(scenario())
+
+
+def test_an_invocation_over_the_relays_limit_is_not_reported_as_dev_not_running() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "nothing") as seen:
+            cloud.add_stub(ack=0.3, MAX_MESSAGE_BYTES=4096)  # the relay's limit, made small
+            ok, body = await cloud.invoke({"data": "x" * 5000})
+            assert not ok and body["errorType"] == "PyliveRelayError", body
+            assert "over the relay's limit of 4096 bytes for one message" in body["errorMessage"]
+            assert "not running" not in body["errorMessage"]
+            assert seen == []  # nothing was sent that the runner would have had to drop
+
+    run(scenario())
