@@ -3,6 +3,12 @@ $default routes. It keeps connection state in DynamoDB; it never carries invocat
 
 Runs on the plain Lambda Python runtime (boto3 is part of it).
 
+Every read is strongly consistent: each one follows the write it depends on by moments (a
+stub's ``whoami`` right after its ``$connect``, a ``$disconnect`` right after a newer runner
+registered), and DynamoDB's default, eventually consistent read "may not reflect the results
+of a recently completed write operation"
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html).
+
 Connections say who they are in the $connect query string: ``?role=runner&app=A&stage=S``
 for the developer's runner, ``?role=stub&app=A&stage=S`` for a deployed stub. A newer runner
 replaces an older one for the same app and stage, and the older one is told why (a
@@ -41,6 +47,12 @@ def _runner_key(app: str, stage: str) -> str:
     return f"runner#{app}#{stage}"
 
 
+def _get(pk: str) -> dict[str, Any] | None:
+    """The item ``pk`` as the last write left it (a strongly consistent read)."""
+    item: dict[str, Any] | None = _table().get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+    return item
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = event["requestContext"]
     route = request["routeKey"]
@@ -61,7 +73,7 @@ def _connect(connection_id: str, query: dict[str, str], request: dict[str, Any])
     _table().put_item(Item={**item, "expires_at": expires})
     if role == "runner":
         key = _runner_key(app, stage)
-        older = _table().get_item(Key={"pk": key}).get("Item")
+        older = _get(key)
         _table().put_item(
             Item={
                 "pk": _runner_key(app, stage),
@@ -113,11 +125,11 @@ def _tell_replaced(request: dict[str, Any], older: str, app: str, stage: str) ->
 
 
 def _disconnect(connection_id: str) -> dict[str, Any]:
-    found = _table().get_item(Key={"pk": f"conn#{connection_id}"}).get("Item")
+    found = _get(f"conn#{connection_id}")
     _table().delete_item(Key={"pk": f"conn#{connection_id}"})
     if found and found.get("role") == "runner":
         key = _runner_key(found["app"], found["stage"])
-        current = _table().get_item(Key={"pk": key}).get("Item")
+        current = _get(key)
         if current and current.get("connection_id") == connection_id:
             _table().delete_item(Key={"pk": key})
     return {"statusCode": 200}
@@ -129,10 +141,10 @@ def _message(connection_id: str, body: str) -> dict[str, Any]:
     ping = _ping_id(body)
     if ping is not None:
         return {"statusCode": 200, "body": json.dumps({"action": "pong", "v": 1, "id": ping})}
-    found = _table().get_item(Key={"pk": f"conn#{connection_id}"}).get("Item") or {}
+    found = _get(f"conn#{connection_id}") or {}
     runner = None
     if found:
-        item = _table().get_item(Key={"pk": _runner_key(found["app"], found["stage"])}).get("Item")
+        item = _get(_runner_key(found["app"], found["stage"]))
         runner = item.get("connection_id") if item else None
     reply: dict[str, Any] = {"type": "whoami", "connection_id": connection_id, "runner": runner}
     if found and runner is None:

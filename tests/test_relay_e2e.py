@@ -74,7 +74,7 @@ class Cloud:
         self.site = RelaySite(
             gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
         )
-        self.host.add(router_function(self.site, MemoryTable()))
+        self.host.add(router_function(self.site, MemoryTable(stale_reads=1.0)))
         for name in TIMEOUTS:
             env = {"AWS_LAMBDA_FUNCTION_NAME": name}
             # As dev mode deploys it: the stub runs with the function's dev_timeout; the

@@ -171,7 +171,8 @@ def test_unknown_function_and_malformed_messages() -> None:
             cloud.add_stub("ghost")
             body = json.loads((await cloud.host.invoke("ghost", b"{}")).body)
             assert body["errorType"] == "Runtime.HandlerNotFound"
-            runner_id = cloud.table.get_item(Key={"pk": "runner#shop#dev"})["Item"]
+            key = {"pk": "runner#shop#dev"}
+            runner_id = cloud.table.get_item(Key=key, ConsistentRead=True)["Item"]
             for junk in (b"not json", b'{"action":"invoke","v":1}'):
                 assert await client.connections.post(runner_id["connection_id"], junk)
             body = json.loads((await cloud.host.invoke("ghost", b"{}")).body)

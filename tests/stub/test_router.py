@@ -1,4 +1,5 @@
-"""The debug stack's router against DynamoDB (moto's server mode)."""
+"""The debug stack's router against DynamoDB (moto's server mode) and against the local
+cloud's table serving eventually consistent reads as stale as DynamoDB may."""
 
 from __future__ import annotations
 
@@ -11,23 +12,30 @@ from typing import Any
 import boto3
 import pytest
 
+from pylive.local.store import MemoryTable
 from pylive.stub_code import stub_code_dir
 
 
-@pytest.fixture
-def router(moto_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    table = f"connections-{uuid.uuid4().hex[:8]}"
-    boto3.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    monkeypatch.setenv("PYLIVE_TABLE", table)
+@pytest.fixture(params=["moto", "stale-reads"])
+def router(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The router module on DynamoDB (moto), or on a table whose eventually consistent
+    reads never see a write (the clock stands still), so only consistent reads see any."""
+    if request.param == "moto":
+        request.getfixturevalue("moto_env")
+        table = f"connections-{uuid.uuid4().hex[:8]}"
+        boto3.client("dynamodb").create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        monkeypatch.setenv("PYLIVE_TABLE", table)
     spec = importlib.util.spec_from_file_location("router", stub_code_dir() / "router.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if request.param == "stale-reads":
+        module._dynamodb = MemoryTable(stale_reads=1.0, clock=lambda: 0.0)
     return module
 
 
