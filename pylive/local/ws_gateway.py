@@ -24,7 +24,12 @@ proxy events API Gateway sends ($connect, MESSAGE, $disconnect; see
   ``Forbidden`` error frame); an integration error sends the ``Internal server error`` frame;
   on a two-way route the result's ``body`` is sent back.
 - Frames over 32 KB and messages over 128 KB close the connection with 1009, binary frames
-  with 1003; idle and over-age connections are closed with 1001.
+  with 1003; idle and over-age connections are closed with 1001 (``GatewayLimits``; only
+  data messages count as activity, in either direction, not pings).
+- A client's network path can die silently (:mod:`pylive.local.ws_flow`): after
+  ``GatewayLimits.flow_idle_timeout`` seconds without traffic, as behind a NAT gateway, or
+  at once by :meth:`WebSocketGateway.drop_flow`. Nothing more is delivered either way and
+  nothing tells the client; the gateway's side lives on until its idle timeout.
 - $disconnect is sent after every close, with ``disconnectStatusCode``/``disconnectReason``.
 - @connections (:mod:`pylive.local.ws_connections`) is served on the same port; calls are
   counted in :attr:`WebSocketGateway.stats`. With keys, each call is authorized as
@@ -74,6 +79,7 @@ from pylive.local.ws_events import (
     selection_path,
     trace_id,
 )
+from pylive.local.ws_flow import Flows
 from pylive.local.ws_http import (
     HEAD_TIMEOUT_S,
     HttpRequest,
@@ -91,7 +97,12 @@ _REASON_NORMAL = "Connection Closed Normally"
 
 @dataclass(frozen=True)
 class GatewayLimits:
-    """API Gateway's WebSocket quotas; shorten the timeouts in tests."""
+    """API Gateway's WebSocket quotas; shorten the timeouts in tests.
+
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
+    ("Idle Connection Timeout: 10 minutes", "Connection duration for WebSocket API: 2 hours").
+    ``flow_idle_timeout`` puts every client behind a NAT that silently forgets a flow idle
+    that long (a NAT gateway: 350 s); None: no NAT."""
 
     frame_bytes: int = 32 * 1024
     message_bytes: int = 128 * 1024
@@ -99,6 +110,7 @@ class GatewayLimits:
     max_duration: float = 7200.0
     integration_timeout: float = 29.0
     head_timeout: float = HEAD_TIMEOUT_S  # a request head (or @connections request) unfinished
+    flow_idle_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,7 @@ class WebSocketGateway:
         self._sessions = HttpSessions(
             self._serve_http, max_body_bytes=8 * 1024 * 1024, head_timeout=self.limits.head_timeout
         )
+        self._flows = Flows(self.limits.flow_idle_timeout, time.monotonic)
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, _Live] = (
             weakref.WeakKeyDictionary()
         )
@@ -213,7 +226,7 @@ class WebSocketGateway:
             ping_interval=None,  # API Gateway does not ping; idle connections time out
             open_timeout=self.limits.integration_timeout + 5,
             close_timeout=5,
-            create_connection=bind_connection_class(self._sessions),
+            create_connection=bind_connection_class(self._sessions, self._flows),
             server_header=None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
@@ -222,9 +235,13 @@ class WebSocketGateway:
         """Close every connection (1001, then $disconnect) and stop listening."""
         if self._server is None:
             return
+        for live in list(self._live.values()):  # no close handshake through a dead flow
+            if live.ws is not None and _flow_dropped(live.ws):
+                live.ws.transport.abort()
         self._server.close()
         self._sessions.close_all()
         await asyncio.wait_for(self._server.wait_closed(), timeout)
+        self._flows.close_detached()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:
@@ -383,7 +400,10 @@ class WebSocketGateway:
             remaining = min(idle_end, age_end) - loop.time()
             if remaining <= 0:
                 live.server_close = (1001, "")
-                await ws.close(1001, "Going away")
+                if _flow_dropped(ws):  # no close handshake through a dead flow
+                    ws.transport.abort()
+                else:
+                    await ws.close(1001, "Going away")
                 return
             try:
                 async with asyncio.timeout(remaining):
@@ -503,6 +523,14 @@ class WebSocketGateway:
             frame = data
         return await self._send(live, frame)
 
+    def drop_flow(self, connection_id: str) -> None:
+        """Silently cut the network path of a connection, as a NAT that forgot its flow:
+        nothing more is delivered either way, and neither end is told."""
+        live = self._live[connection_id]
+        flow = getattr(live.ws, "flow", None)
+        if flow is not None:
+            flow.drop()
+
     def delete(self, connection_id: str) -> bool:
         live = self._live.pop(connection_id, None)
         if live is None or live.ws is None:
@@ -562,6 +590,11 @@ def _subprotocol(result: object) -> str | None:
         if str(name).lower() == "sec-websocket-protocol" and isinstance(value, str):
             return value
     return None
+
+
+def _flow_dropped(ws: ServerConnection) -> bool:
+    flow = getattr(ws, "flow", None)
+    return flow is not None and bool(flow.dropped)
 
 
 def _disconnect_status(live: _Live, ws: ServerConnection) -> tuple[int, str]:

@@ -4,7 +4,8 @@ own domain.
 websockets' server parses only body-less handshake requests, so :func:`bind_connection_class`
 returns a :class:`~websockets.asyncio.server.ServerConnection` subclass (websockets'
 ``create_connection`` hook) that looks at the first request head of each TCP connection: an
-``Upgrade: websocket`` request goes on to websockets untouched; anything else is served here
+``Upgrade: websocket`` request goes on to websockets untouched (through a
+:class:`~pylive.local.ws_flow.Flow` when given ``flows``); anything else is served here
 as HTTP/1.1 (keep-alive, ``Content-Length`` bodies) by an async handler.
 """
 
@@ -18,6 +19,8 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from websockets.asyncio.server import ServerConnection
+
+from pylive.local.ws_flow import Flow, Flows, FlowTransport
 
 MAX_HEAD_BYTES = 16 * 1024
 # A connection that has not sent a complete request head (or a complete request, on a plain
@@ -198,9 +201,12 @@ def _is_websocket_upgrade(head: bytes) -> bool:
 _SNIFF, _WEBSOCKET, _HTTP = "sniff", "websocket", "http"
 
 
-def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
+def bind_connection_class(
+    sessions: HttpSessions, flows: Flows | None = None
+) -> type[ServerConnection]:
     """A connection class for ``serve(create_connection=...)`` that serves plain HTTP requests
-    with ``sessions.handler`` and hands WebSocket upgrades to websockets."""
+    with ``sessions.handler`` and hands WebSocket upgrades to websockets; with ``flows``,
+    each WebSocket connection has a ``flow`` that can die silently."""
 
     class SniffingConnection(ServerConnection):
         _mode = _SNIFF
@@ -208,6 +214,7 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
         _head: bytearray
         _http: _HttpSession | None = None
         _sniff_timer: asyncio.TimerHandle
+        flow: Flow | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -222,7 +229,8 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
 
         def data_received(self, data: bytes) -> None:
             if self._mode == _WEBSOCKET:
-                super().data_received(data)
+                if self.flow is None or self.flow.passes():
+                    super().data_received(data)
             elif self._http is not None:
                 self._http.feed(data)
             else:
@@ -241,7 +249,11 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
             self._sniff_timer.cancel()
             if _is_websocket_upgrade(received[:end]):
                 self._mode = _WEBSOCKET
-                super().connection_made(self._raw)
+                transport: asyncio.Transport = self._raw
+                if flows is not None:
+                    self.flow = flows.new()
+                    transport = cast(asyncio.Transport, FlowTransport(self._raw, self.flow, flows))
+                super().connection_made(transport)
                 super().data_received(received)
             else:
                 self._mode = _HTTP
@@ -250,9 +262,13 @@ def bind_connection_class(sessions: HttpSessions) -> type[ServerConnection]:
                 sessions.open.add(self._http)
                 self._http.feed(received)
 
-        def eof_received(self) -> None:
-            if self._mode == _WEBSOCKET:
-                super().eof_received()
+        def eof_received(self) -> bool | None:  # type: ignore[override]
+            if self._mode != _WEBSOCKET:
+                return None
+            if self.flow is not None and not self.flow.passes():
+                return True  # a FIN on a dead flow never arrives: keep the socket
+            super().eof_received()
+            return None
 
         def connection_lost(self, exc: Exception | None) -> None:
             sessions.sniffing.discard(self._raw)

@@ -722,6 +722,49 @@ def test_connections_calls_are_authorized_per_method() -> None:
                 )
                 assert info["ResponseMetadata"]["HTTPStatusCode"] == 200
 
+
+# ---------------------------------------------------------------- a silently dead network path
+
+
+async def nothing_arrives(ws: ClientConnection, within: float = 0.3) -> bool:
+    """True when the client receives nothing (not even a close) for ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            await ws.recv()
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_a_dropped_flow_delivers_nothing_either_way_and_tells_no_one() -> None:
+    async def scenario() -> None:
+        rec = Recorder()
+        limits = GatewayLimits(idle_timeout=0.5)
+        async with gateway(rec, limits=limits) as gw:
+            client = management(gw)
+            async with ws_connect(gw.ws_url, close_timeout=0.1) as ws:
+                connection_id = await connected(rec, ws)
+                await ws.send("before")
+                assert await ws.recv() == "$default:before"
+                gw.drop_flow(connection_id)
+                await ws.send("after")  # lost on the way in
+                # API Gateway still has the connection: a POST succeeds, and is lost.
+                await asyncio.to_thread(
+                    client.post_to_connection, ConnectionId=connection_id, Data=b"lost"
+                )
+                assert await nothing_arrives(ws)
+                # The gateway's idle timeout ends its side; the close frame is lost too.
+                event = (await rec.wait_for("$disconnect"))[0]["requestContext"]
+                assert event["disconnectStatusCode"] == 1001
+                assert await nothing_arrives(ws, 0.5)
+                assert ws.state.name == "OPEN"
+                assert [e["body"] for e in rec.of("$default")] == ["before"]
+                with pytest.raises(client.exceptions.GoneException):
+                    await asyncio.to_thread(client.get_connection, ConnectionId=connection_id)
+            async with ws_connect(gw.ws_url) as ws:  # a new flow works
+                await ws.send("again")
+                assert await ws.recv() == "$default:again"
+
     run(scenario())
 
 
@@ -743,5 +786,18 @@ def test_an_explicit_deny_wins_over_an_allow() -> None:
                     await asyncio.to_thread(
                         client.post_to_connection, ConnectionId=connection_id, Data=b"x"
                     )
+
+
+def test_a_flow_idle_past_the_nat_timeout_is_forgotten() -> None:
+    async def scenario() -> None:
+        rec = Recorder()
+        gw = gateway(rec, limits=GatewayLimits(flow_idle_timeout=0.3))
+        async with gw, ws_connect(gw.ws_url, close_timeout=0.1) as ws:
+            await ws.send("a")
+            assert await ws.recv() == "$default:a"
+            await asyncio.sleep(0.4)  # the subject of the test: the flow idles out
+            await ws.send("b")
+            assert await nothing_arrives(ws)
+            assert [e["body"] for e in rec.of("$default")] == ["a"]
 
     run(scenario())
