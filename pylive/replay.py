@@ -41,8 +41,11 @@ def replay(config: AppConfig, ref: str | None, function: str | None) -> Replayed
 def _through_session(url: str, token: str, ref: str | None, function: str | None) -> Replayed:
     if ref is None or ref == "last":
         query = urllib.parse.urlencode({"function": function or ""})
-        found = [s for s in _call(url, token, "GET", f"/api/invocations?{query}")
-                 if s["status"] != "running"]  # fmt: skip
+        found = [
+            s
+            for s in _call(url, token, "GET", f"/api/invocations?{query}")
+            if s["status"] != "running"
+        ]
         if not found:
             raise UsageError(_none_recorded(function))
         ref = found[-1]["id"]
@@ -52,9 +55,11 @@ def _through_session(url: str, token: str, ref: str | None, function: str | None
 
 def _call(url: str, token: str, method: str, path: str) -> Any:
     request = urllib.request.Request(
-        url + path, method=method, headers={TOKEN_HEADER.decode(): token}, data=b"" if
-        method == "POST" else None
-    )  # fmt: skip
+        url + path,
+        method=method,
+        headers={TOKEN_HEADER.decode(): token},
+        data=b"" if method == "POST" else None,
+    )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return json.loads(response.read())

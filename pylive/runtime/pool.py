@@ -308,7 +308,6 @@ class WorkerPool:
         worker = acquired
         if record is not None:
             worker.record = record
-            record.pid = worker.pid
             if worker.invocations == 0:
                 record.cold, record.init_ms = True, round(worker.init_ms, 1)
         worker.invocations += 1
@@ -349,6 +348,8 @@ class WorkerPool:
             state.busy.discard(worker)
             self._release(state, worker)
         ok = reply["t"] == "result"
+        if record is not None and "mem" in reply:
+            record.memory_mb = round(reply["mem"] / 1024, 1)
         return InvokeResult(
             ok,
             body,

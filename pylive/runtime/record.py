@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 MAX_RECORDS = 500  # invocations kept in memory (and about as many in the file)
 MAX_PAYLOAD_BYTES = 32 * 1024  # of an event or a result, kept in a record; more is cut
 MAX_OUTPUT_BYTES = 32 * 1024  # of one invocation's output lines
@@ -30,7 +32,7 @@ FILE_NAME = "invocations.jsonl"
 Listener = Callable[["Invocation", str], None]  # (record, "start" | "end" | "output")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Invocation:
     """One invocation of one function, as the pool ran it."""
 
@@ -48,7 +50,6 @@ class Invocation:
     replay_of: str | None = None
     output: list[str] = field(default_factory=list)
     output_bytes: int = 0
-    pid: int | None = field(default=None, repr=False)  # the worker that ran it
     _log: InvocationLog | None = field(default=None, repr=False)
 
     @property
@@ -124,7 +125,7 @@ class Invocation:
 
         return to_http_response(self.result).status
 
-    def to_json(self) -> str:
+    def to_json(self) -> bytes:
         data = {
             "id": self.id,
             "function": self.function,
@@ -140,7 +141,7 @@ class Invocation:
             "result": self.result.decode("utf-8", "replace"),
             "output": self.output,
         }
-        return json.dumps(data, separators=(",", ":"))
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> Invocation:
@@ -207,10 +208,8 @@ class InvocationLog:
         for listener in self._listeners:
             listener(record, "end")
         self._unwritten.append(record)
-        loop = asyncio.get_running_loop()
-        if record.pid is not None:  # read once the answer has gone on its way
-            loop.call_soon(_read_peak, record, record.pid)
         if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(FLUSH_INTERVAL_S, self.flush)
 
     def output_added(self, record: Invocation) -> None:
@@ -252,7 +251,7 @@ class InvocationLog:
         if self._path is None or not self._unwritten:
             self._unwritten.clear()
             return
-        lines = "".join(record.to_json() + "\n" for record in self._unwritten).encode()
+        lines = b"".join(record.to_json() + b"\n" for record in self._unwritten)
         self._unwritten.clear()
         with contextlib.suppress(OSError):
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,17 +306,6 @@ def _decode(payload: bytes) -> Any:
         return json.loads(payload)
     except ValueError:
         return payload.decode("utf-8", "replace")
-
-
-def _read_peak(record: Invocation, pid: int) -> None:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    record.memory_mb = round(int(line.split()[1]) / 1024, 1)
-                    return
-    except (OSError, ValueError, IndexError):
-        return
 
 
 def infer_source(event: Any) -> str:

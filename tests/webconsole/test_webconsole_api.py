@@ -44,8 +44,12 @@ def session(
 
 def _api(console: str, path: str, method: str = "GET", **headers: str) -> tuple[int, Any]:
     base, token = console.split("/?token=")
-    status, _, body = http(method, base + path, b"" if method == "POST" else None,
-                           headers={"x-pylive-token": token, **headers})  # fmt: skip
+    status, _, body = http(
+        method,
+        base + path,
+        b"" if method == "POST" else None,
+        headers={"x-pylive-token": token, **headers},
+    )
     return status, json.loads(body)
 
 
@@ -85,17 +89,28 @@ def test_invocations_are_listed_replayed_and_protected(
     assert answer["new"]["result"] == {"id": "42", "version": 2}
     assert answer["new"]["replay_of"] == announced["id"]
     assert answer["new"]["event"] == answer["old"]["event"]
-    poll(lambda: "version two 42" in _api(console, f"/api/invocations/{answer['new']['id']}")[1]
-         ["output"], timeout=10)  # fmt: skip
+    poll(
+        lambda: (
+            "version two 42"
+            in _api(console, f"/api/invocations/{answer['new']['id']}")[1]["output"]
+        ),
+        timeout=10,
+    )
 
     # `pylive replay` goes through the same session and prints the result's diff.
-    result = subprocess.run(pylive_cmd("replay", announced["id"]), cwd=app, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        pylive_cmd("replay", announced["id"]), cwd=app, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "through the running session" in result.stdout
     assert "--- before" in result.stdout and '+  "version": 2' in result.stdout
-    last = subprocess.run(pylive_cmd("replay", "--function", "items"), cwd=app,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    last = subprocess.run(
+        pylive_cmd("replay", "--function", "items"),
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert last.returncode == 0, last.stderr
 
     # Refused: no token, a wrong token, another origin, a non-loopback Host header.
@@ -128,8 +143,9 @@ def test_history_survives_a_restart(template_app: Path, tmp_path: Path) -> None:
     finally:
         second.stop()
     # Without a session, `pylive replay` runs the recorded event in a one-off worker.
-    result = subprocess.run(pylive_cmd("replay", "last"), cwd=app, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        pylive_cmd("replay", "last"), cwd=app, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "through a one-off worker" in result.stdout
     assert re.search(r"Hello, Kept!", result.stdout)
