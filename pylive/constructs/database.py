@@ -33,6 +33,19 @@ from pylive.constructs.network import Network
 
 MYSQL_PORT: Final = 3306
 LOG_EXPORTS: Final = ("audit", "error", "general", "slowquery")
+# What makes Aurora MySQL write each log it can export (the error log is always written).
+# The cluster's default parameter group turns none of them on, so their exports stay empty:
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_LogAccess.MySQL.LogFileSize.html
+# (general and slow query logs: general_log, slow_query_log, log_output=FILE) and
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Auditing.html
+# (server_audit_logging, and server_audit_events, without which nothing is audited).
+AUDIT_EVENTS: Final = "CONNECT,QUERY_DCL,QUERY_DDL"  # not QUERY_DML: statements carry data
+_LOG_PARAMETERS: Final[dict[str, dict[str, str]]] = {
+    "audit": {"server_audit_logging": "1", "server_audit_events": AUDIT_EVENTS},
+    "error": {},
+    "general": {"general_log": "1", "log_output": "FILE"},
+    "slowquery": {"slow_query_log": "1", "log_output": "FILE"},
+}
 MIN_ACU, MAX_ACU = 0.0, 256.0
 MAX_BACKUP_DAYS: Final = 35
 MIN_AZS: Final = 2
@@ -76,6 +89,12 @@ class Database(Construct):
       connections idle this long.
     - ``max_connections_percent`` (default ``100``): share of the cluster's connection limit
       the proxy may use.
+    - ``log_exports`` (default all four: ``("audit", "error", "general", "slowquery")``):
+      the logs exported to CloudWatch Logs. A cluster parameter group turns on what produces
+      them: the general log (every statement), the slow query log, and the audit log of
+      connections and DDL/DCL statements (``server_audit_events`` = ``CONNECT,QUERY_DCL,
+      QUERY_DDL``), all written to files. Leave ``"general"`` out where statements may hold
+      data that must not be logged.
 
     Attributes: ``cluster``, ``proxy``, ``secret`` (admin credentials), ``user_secrets``
     (by user name), ``master_username``, ``cluster_security_group``,
@@ -101,6 +120,7 @@ class Database(Construct):
         proxy_debug_logging: bool = True,
         idle_client_timeout: cdk.Duration = cdk.Duration.hours(2),  # noqa: B008 (immutable)
         max_connections_percent: int = 100,
+        log_exports: Sequence[str] = LOG_EXPORTS,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(network, Network):
@@ -144,6 +164,18 @@ class Database(Construct):
                 f"max_connections_percent {max_connections_percent!r} must be from 1 to 100"
             )
 
+        if isinstance(log_exports, str):
+            raise TypeError(
+                f"log_exports must be a sequence of log names, such as ({log_exports!r},)"
+            )
+        for log in log_exports:
+            if log not in LOG_EXPORTS:
+                raise ValueError(
+                    f"log_exports: {log!r} is not an Aurora MySQL log "
+                    f"(expected some of: {', '.join(LOG_EXPORTS)})"
+                )
+        exports = [log for log in LOG_EXPORTS if log in log_exports]
+
         self.network: Network = network
         self.database_name: str = database_name
         self.master_username: str = master_username
@@ -165,17 +197,30 @@ class Database(Construct):
             allow_all_outbound=False,
         )
 
+        engine = rds.DatabaseClusterEngine.aurora_mysql(version=engine_version)
+        parameters = {k: v for log in exports for k, v in _LOG_PARAMETERS[log].items()}
         self.cluster: rds.DatabaseCluster = rds.DatabaseCluster(
             self,
             "Cluster",
-            engine=rds.DatabaseClusterEngine.aurora_mysql(version=engine_version),
+            engine=engine,
+            parameter_group=(
+                rds.ParameterGroup(
+                    self,
+                    "ClusterParameters",
+                    engine=engine,
+                    description="Aurora MySQL cluster parameters: the exported logs written",
+                    parameters=parameters,
+                )
+                if parameters
+                else None
+            ),
             writer=rds.ClusterInstance.serverless_v2("writer", publicly_accessible=False),
             serverless_v2_min_capacity=min_capacity,
             serverless_v2_max_capacity=max_capacity,
             credentials=rds.Credentials.from_generated_secret(master_username),
             default_database_name=database_name,
             iam_authentication=True,
-            cloudwatch_logs_exports=list(LOG_EXPORTS),
+            cloudwatch_logs_exports=exports,
             vpc=vpc,
             vpc_subnets=network.private_subnets,
             security_groups=[self.cluster_security_group],

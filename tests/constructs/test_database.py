@@ -66,6 +66,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         proxy_debug_logging=False,
         idle_client_timeout=cdk.Duration.minutes(30),
         max_connections_percent=50,
+        log_exports=("error", "slowquery"),
     )
     return Built(
         network, database, function, vpn, Template.from_stack(stack),
@@ -117,6 +118,34 @@ def test_iam_auth_and_log_exports(built: Built) -> None:
             "EnableCloudwatchLogsExports": ["audit", "error", "general", "slowquery"],
         },
     )
+
+
+def cluster_parameters(template: Template) -> dict[str, str]:
+    """The parameters of the cluster's own DB cluster parameter group."""
+    group_id, group = only(template, "AWS::RDS::DBClusterParameterGroup")
+    _, cluster = only(template, "AWS::RDS::DBCluster")
+    assert cluster["Properties"]["DBClusterParameterGroupName"] == {"Ref": group_id}
+    parameters: dict[str, str] = group["Properties"]["Parameters"]
+    return parameters
+
+
+def test_the_parameter_group_produces_every_exported_log(built: Built) -> None:
+    """Aurora writes only the error log by default: the general, slow query and audit logs
+    it exports stay empty unless the cluster's parameters turn them on, written to files."""
+    parameters = cluster_parameters(built.template)
+    assert parameters["general_log"] == "1"
+    assert parameters["slow_query_log"] == "1"
+    assert parameters["log_output"] == "FILE"
+    assert parameters["server_audit_logging"] == "1"
+    # connections and schema or permission changes, not every statement's data
+    assert parameters["server_audit_events"] == "CONNECT,QUERY_DCL,QUERY_DDL"
+
+
+def test_only_the_chosen_logs_are_exported_and_produced(built: Built) -> None:
+    _, cluster = only(built.knobs_template, "AWS::RDS::DBCluster")
+    assert cluster["Properties"]["EnableCloudwatchLogsExports"] == ["error", "slowquery"]
+    parameters = cluster_parameters(built.knobs_template)
+    assert parameters == {"slow_query_log": "1", "log_output": "FILE"}
 
 
 def test_removal_backup_and_deletion_protection_defaults(built: Built) -> None:
@@ -465,6 +494,7 @@ def network(make_stack: Callable[..., cdk.Stack]) -> Network:
         ({"users": ("app", "app")}, "more than once"),
         ({"users": ("bad-name",)}, "users: 'bad-name'"),
         ({"max_connections_percent": 0}, "max_connections_percent 0"),
+        ({"log_exports": ("error", "binlog")}, "log_exports: 'binlog'"),
     ],
 )
 def test_invalid_settings_are_clear_errors(
@@ -477,6 +507,8 @@ def test_invalid_settings_are_clear_errors(
 def test_users_must_be_a_sequence_not_a_string(network: Network) -> None:
     with pytest.raises(TypeError, match=r"users must be a sequence"):
         Database(network, "Database", network=network, users="app")
+    with pytest.raises(TypeError, match=r"log_exports must be a sequence"):
+        Database(network, "Database2", network=network, log_exports="error")
 
 
 def test_network_must_be_a_pylive_network(make_stack: Callable[..., cdk.Stack]) -> None:
