@@ -158,8 +158,7 @@ class LocalDevSession:
             await pool.close()
             await self.invocations.close()
             sock.close()
-            with contextlib.suppress(OSError):
-                (self.config.state_dir / DEV_FILE).unlink()
+            self._remove_dev_file()
             self.console.event("stopped")
 
     def _pool_options(self) -> PoolOptions:
@@ -241,6 +240,13 @@ class LocalDevSession:
                 port = self.options.debug_port + index
                 self.console.info(f"  debugger for {function_id}: attach to 127.0.0.1:{port}")
         self.console.info("Press Ctrl-C to stop.")
+
+    def _remove_dev_file(self) -> None:
+        """Remove ``dev.json`` when this session wrote it (never another session's)."""
+        path = self.config.state_dir / DEV_FILE
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
 
     def _write_dev_file(self, manifest: AppManifest) -> None:
         data: dict[str, Any] = {
