@@ -22,7 +22,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Never, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 PROTOCOL_VERSION = 1
 FRAME_LIMIT_BYTES = 32 * 1024  # API Gateway WebSocket frame limit
@@ -179,7 +182,10 @@ class Chunk:
     data: str
 
 
-Message: TypeAlias = Register | Invoke | Ack | Result | Error | Log | Ping | Pong | Chunk
+# Union, not X | Y: the stub runs this module on every Python runtime from 3.9 on.
+Message: TypeAlias = Union[  # noqa: UP007
+    Register, Invoke, Ack, Result, Error, Log, Ping, Pong, Chunk
+]
 
 _LOG_STREAMS = ("stdout", "stderr")
 
@@ -232,7 +238,7 @@ def decode(frame: str | bytes) -> Message:
     return parse(_Fields(action, body))
 
 
-def _reject_constant(name: str) -> Never:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -386,7 +392,7 @@ def _short(value: object, limit: int = 60) -> str:
 def _json_type(value: Json) -> str:
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # not int | float: Python 3.9 runs this too
         return "number"
     if isinstance(value, str):
         return "string"
@@ -551,6 +557,6 @@ class Reassembler:
             self._drop(chunk, "carries no data")
         return data
 
-    def _drop(self, chunk: Chunk, problem: str) -> Never:
+    def _drop(self, chunk: Chunk, problem: str) -> NoReturn:
         self._pending.pop(chunk.message_id, None)
         raise ProtocolError(f"chunked message {chunk.message_id[:64]!r}: {problem}")

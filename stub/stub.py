@@ -287,8 +287,8 @@ class _ConnectionsApi:
         https = [self.http, *self._lanes[: lanes - 1]]
         parts = [bodies[index::lanes] for index in range(lanes)]
         others = [
-            self._pool().submit(self._post_lane, http, connection_id, part)
-            for http, part in zip(https[1:], parts[1:], strict=True)
+            self._pool().submit(self._post_lane, https[lane], connection_id, parts[lane])
+            for lane in range(1, lanes)
         ]
         try:
             answers = self._post_lane(https[0], connection_id, parts[0])

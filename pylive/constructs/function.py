@@ -40,6 +40,9 @@ MODES: Final = ("local", "dev", "deploy")
 DEFAULT_MODE: Final = "local"
 
 ARCHITECTURES: Final = ("x86_64", "arm64")
+# The oldest Python runtime the dev-mode stub (and pylive's runtime modules) support; older
+# ones are past Lambda's deprecation (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html).
+OLDEST_RUNTIME: Final = "python3.9"
 
 MIN_MEMORY, MAX_MEMORY = 128, 10240
 MAX_TIMEOUT = 900
@@ -167,6 +170,12 @@ class Function(Construct):
         split_handler(handler)
         if not isinstance(runtime, str) or not _RUNTIME_RE.fullmatch(runtime):
             raise ValueError(f"runtime {runtime!r} must be a Python runtime such as 'python3.12'")
+        if _python_version(runtime) < _python_version(OLDEST_RUNTIME):
+            raise ValueError(
+                f"runtime {runtime!r} is older than {OLDEST_RUNTIME}, the oldest Python "
+                "runtime pylive supports (Lambda no longer supports older ones); use "
+                "'python3.12' or newer"
+            )
         if architecture not in ARCHITECTURES:
             raise ValueError(
                 f"architecture {architecture!r} must be one of: {', '.join(ARCHITECTURES)}"
@@ -451,6 +460,11 @@ def _placement(
     if security_groups is not None:
         placement["security_groups"] = list(security_groups)
     return placement
+
+
+def _python_version(runtime: str) -> tuple[int, ...]:
+    """``"python3.12"`` -> ``(3, 12)``."""
+    return tuple(int(part) for part in runtime.removeprefix("python").split("."))
 
 
 def _timeout_seconds(timeout: int | float | cdk.Duration) -> float:

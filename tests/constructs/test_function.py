@@ -155,6 +155,7 @@ def test_valid_handler_forms(handler: str, module: str, func: str, file: str) ->
         ({"memory_size": 256.0}, "whole number of MB"),
         ({"architecture": "arm"}, "x86_64, arm64"),
         ({"runtime": "nodejs20.x"}, "must be a Python runtime"),
+        ({"runtime": "python3.8"}, "older than python3.9"),
     ],
 )
 def test_invalid_settings_are_clear_errors(
