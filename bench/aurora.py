@@ -28,7 +28,16 @@ def run(runs: int, requests: int) -> dict[str, Any]:
         for n in range(runs):
             t0 = time.perf_counter()
             subprocess.run(
-                [common.PYTHON, "-m", "pylive", "init", str(tmp / f"app{n}"), "-t", "aurora"],
+                [
+                    common.PYTHON,
+                    "-m",
+                    "pylive",
+                    "init",
+                    str(tmp / f"app{n}"),
+                    "-t",
+                    "aurora",
+                    "--no-env",
+                ],
                 check=True,
                 capture_output=True,
                 timeout=60,
@@ -38,7 +47,9 @@ def run(runs: int, requests: int) -> dict[str, Any]:
         app = tmp / "app0"
         starter = tmp / "starter"
         subprocess.run(
-            [common.PYTHON, "-m", "pylive", "init", str(starter)], check=True, capture_output=True
+            [common.PYTHON, "-m", "pylive", "init", str(starter), "--no-env"],
+            check=True,
+            capture_output=True,
         )
         latency: dict[str, Any] = {}
         for name, directory, path in (("items", app, "/items"), ("starter", starter, "/")):

@@ -202,7 +202,10 @@ def create_app(
     handler and, with ``with_boto3``, functions/aws.py imports boto3."""
     app = directory / "app"
     subprocess.run(
-        [PYTHON, "-m", "pylive", "init", str(app)], check=True, capture_output=True, timeout=60
+        [PYTHON, "-m", "pylive", "init", str(app), "--no-env"],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     (app / "stacks.py").write_text(STACKS.format(routes=routes))
     (app / "functions" / "hello.py").write_text(handler_source("stdlib", "v0"))

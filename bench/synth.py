@@ -23,7 +23,7 @@ def run(runs: int) -> dict[str, Any]:
     with common.temp_dir("pylive-bench-synth-") as tmp:
         app = tmp / "aurora"
         subprocess.run(
-            [common.PYTHON, "-m", "pylive", "init", str(app), "-t", "aurora"],
+            [common.PYTHON, "-m", "pylive", "init", str(app), "-t", "aurora", "--no-env"],
             check=True,
             capture_output=True,
         )

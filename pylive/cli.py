@@ -62,13 +62,29 @@ def cli() -> None:
     "--template", "-t", default="starter", show_default=True, help="Which app to start from."
 )
 @click.option("--name", help="The app's name (default: the directory's name).")
-def init(directory: Path, template: str, name: str | None) -> None:
-    """Create a new app in DIRECTORY, ready for `pylive dev --local`."""
+@click.option(
+    "--no-env",
+    is_flag=True,
+    help="Do not create the app's environment (.venv); its functions then run on pylive's "
+    "own interpreter.",
+)
+def init(directory: Path, template: str, name: str | None, no_env: bool) -> None:
+    """Create a new app in DIRECTORY, ready for `pylive dev --local`.
+
+    The app gets its own environment, DIRECTORY/.venv, made with uv: its requirements
+    (requirements.txt, else pyproject.toml's dependencies), its `dev` dependency group
+    (pytest), boto3 (as in Lambda) and pylive's runtime modules (`pylive.db`). Its functions
+    run on it, and `pylive dev` keeps it in sync with those files.
+    """
     from pylive.init import init_project
 
     created = init_project(directory, template=template, name=name)
-    click.echo(f"Created {created} from the {template!r} template. Next:")
-    click.echo(f"  cd {directory}\n  pylive dev --local")
+    click.echo(f"Created {created} from the {template!r} template.")
+    if not no_env:
+        from pylive import appenv
+
+        appenv.create(created, on_status=click.echo)
+    click.echo(f"Next:\n  cd {directory}\n  pylive dev --local")
 
 
 @cli.command()

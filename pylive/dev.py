@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 
 import uvicorn
 
+from pylive import appenv
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
@@ -96,6 +98,7 @@ class LocalDevSession:
         # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
         # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.to_thread(appenv.prepare, self.config.root, on_status=self.console.event)
         manifest = self._manifest = await self._synthesize(announce=False)
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None
@@ -172,6 +175,7 @@ class LocalDevSession:
             preload_file=self.config.state_dir / PRELOAD_FILE,
             memory_limit=not self.options.debug,  # a debugger needs memory of its own
             record=self.invocations.log,
+            hint=functools.partial(appenv.missing_module_hint, self.config.root),
         )
 
     def _timeout_override(self) -> float | None:
@@ -192,6 +196,33 @@ class LocalDevSession:
             on_code=self._code_changed,
             on_infra=self._infra_changed,
             stop=self.stop,
+            deps_files=self._deps_files,
+            on_deps=self._deps_changed,
+        )
+
+    def _deps_files(self) -> set[str]:
+        if not appenv.managed(self.config.root):
+            return set()
+        return {os.path.realpath(p) for p in appenv.plan(self.config.root).inputs()}
+
+    async def _deps_changed(self, paths: set[str]) -> None:
+        """Sync the app's environment with its dependencies, then replace every worker."""
+        assert self._pool is not None
+        names = ", ".join(sorted(os.path.relpath(p, self.config.root) for p in paths))
+        started = time.perf_counter()
+        try:
+            installed = await asyncio.to_thread(
+                appenv.sync, self.config.root, on_status=self.console.event
+            )
+        except PyliveError as exc:
+            self.console.warn(f"{names} changed, but {exc} (the workers keep running)")
+            return
+        if not installed:
+            return  # a change that leaves the dependencies as they were (a comment...)
+        restarted = await self._pool.restart_host()
+        self.console.event(
+            f"dependencies changed ({names}): synced {appenv.ENV_DIR} in "
+            f"{time.perf_counter() - started:.1f} s; restarted {len(restarted)} function(s)"
         )
 
     def _infra_files(self) -> set[str]:

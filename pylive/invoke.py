@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 
+from pylive import appenv
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import UsageError
@@ -69,10 +71,16 @@ async def invoke_once(config: AppConfig, function: str, event: bytes) -> InvokeR
     manifest = synthesize(config).manifest
     function_id = find_function(manifest, function)
     console = Console(sys.stderr)
+    appenv.prepare(config.root, on_status=console.event)
     pool = WorkerPool(
         config.python,
         config.root,
-        PoolOptions(region=config.region, output=console.output, events=console.event),
+        PoolOptions(
+            region=config.region,
+            output=console.output,
+            events=console.event,
+            hint=functools.partial(appenv.missing_module_hint, config.root),
+        ),
     )
     await pool.start([manifest.functions[function_id]], warm=False)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from pylive import protocol
+from pylive import appenv, protocol
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
@@ -213,6 +214,7 @@ class LiveDevSession:
         relay = self.relay = await asyncio.to_thread(self.deployer.deploy_relay)
         self.console.event("deploying the stubs (every invocation will run here)")
         await asyncio.to_thread(self.deployer.deploy_stubs, relay)
+        await asyncio.to_thread(appenv.prepare, self.config.root, on_status=self.console.event)
         manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
         pool = WorkerPool(
             self.config.python,
@@ -226,6 +228,7 @@ class LiveDevSession:
                 preload_file=self.config.state_dir / PRELOAD_FILE,
                 memory_limit=self.debug_port is None,  # a debugger needs memory of its own
                 record=self.invocations.log,
+                hint=functools.partial(appenv.missing_module_hint, self.config.root),
             ),
         )
         invoker = _ByPath(pool, manifest)

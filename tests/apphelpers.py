@@ -68,7 +68,7 @@ def pylive_cmd(*args: str) -> list[str]:
 
 def create_app(directory: Path) -> Path:
     """A starter app with two extra routes, synthesized once (so later starts reuse it)."""
-    subprocess.run(pylive_cmd("init", str(directory)), check=True, capture_output=True)
+    subprocess.run(pylive_cmd("init", str(directory), "--no-env"), check=True, capture_output=True)
     (directory / "stacks.py").write_text(STACKS)
     for name, text in FUNCTIONS.items():
         (directory / name).write_text(text)

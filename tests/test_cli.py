@@ -140,7 +140,7 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
 
 
 def test_init_creates_a_runnable_app_and_refuses_to_overwrite(tmp_path: Path) -> None:
-    result = pylive("init", "my-app", cwd=tmp_path)
+    result = pylive("init", "my-app", "--no-env", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     app = tmp_path / "my-app"
     assert 'name = "my-app"' in (app / "pyproject.toml").read_text()

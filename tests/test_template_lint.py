@@ -39,7 +39,7 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = {}
     for template in ("starter", "aurora"):
         app = root / template
-        subprocess.run(pylive_cmd("init", str(app), "--template", template), check=True)
+        subprocess.run(pylive_cmd("init", str(app), "--template", template, "--no-env"), check=True)
         vpn = app / ".pylive" / "vpn"
         vpn.mkdir(parents=True)
         (vpn / "arns.json").write_text(json.dumps(CERTIFICATES))

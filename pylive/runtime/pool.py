@@ -67,6 +67,8 @@ class PoolOptions:
     timeout_override: float | None = None  # e.g. raised while debugging
     preload_file: Path | None = None  # remembers which modules to pre-import next time
     memory_limit: bool = True  # stop a worker over its function's memory size, as Lambda does
+    # What to do about an init error's message (a missing package: the file to add it to).
+    hint: Callable[[str], str] = lambda message: ""
     idle_reclaim_s: float | None = IDLE_RECLAIM_S  # None keeps every idle worker
     record: InvocationLog | None = None  # remembers every invocation (what the console shows)
 
@@ -98,17 +100,22 @@ class WorkerPool:
         self._remembered = frozenset(self._preloaded)  # what preload.json held at start
         self._learned: set[str] = set()  # pre-imports learned in this session
         self._packages_used: set[str] = set()  # what this session's workers referred to
-        debugging = options.debug_port is not None
-        self._zygote = Zygote(
-            python,
+        self._python = python
+        self._zygote = self._new_zygote()
+        self._retired_hosts: list[Zygote] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _new_zygote(self) -> Zygote:
+        debugging = self._options.debug_port is not None
+        return Zygote(
+            self._python,
             cwd=self._root,
-            env=dict(options.base_env),
+            env=dict(self._options.base_env),
             on_exit=self._worker_exited,
             preload=sorted(self._preloaded),
             # Frozen stdlib modules hide their source from the debugger.
             python_flags=["-Xfrozen_modules=off"] if debugging else [],
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -129,6 +136,37 @@ class WorkerPool:
         if tasks:
             await asyncio.wait(tasks)
 
+    async def restart_host(self) -> list[str]:
+        """Replace the worker host and every function's workers (the environment changed:
+        the modules the host pre-imported may be stale). Invocations running now finish on
+        their workers; the old host exits once they are done. Returns the function ids."""
+        old = self._zygote
+        self._zygote = self._new_zygote()
+        await self._zygote.start()
+        busy = [w for state in self._functions.values() for w in state.busy]
+        ids = self.function_ids
+        for function_id in ids:
+            state = self._functions[function_id]
+            self._retire(state)
+            self.warm(function_id)
+        self._retired_hosts.append(old)
+        task = asyncio.create_task(self._close_host_after(old, busy))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ids
+
+    async def _close_host_after(self, host: Zygote, busy: list[Worker]) -> None:
+        if busy:
+            longest = max(
+                self._options.timeout_override or s.spec.timeout for s in self._functions.values()
+            )
+            await asyncio.wait(
+                [asyncio.ensure_future(w.closed()) for w in busy], timeout=longest + 5
+            )
+        if host in self._retired_hosts:
+            self._retired_hosts.remove(host)
+            await host.close()
+
     async def close(self) -> None:
         workers = []
         for state in self._functions.values():
@@ -143,6 +181,9 @@ class WorkerPool:
         for task in list(self._tasks):
             task.cancel()
         await self._zygote.close()
+        for host in self._retired_hosts:
+            await host.close()
+        self._retired_hosts.clear()
         self._write_preload()
 
     def set_functions(self, functions: Iterable[FunctionSpec], *, warm: bool = True) -> list[str]:
@@ -238,7 +279,9 @@ class WorkerPool:
             if reason == "reload":
                 self._options.events(f"{state.spec.id}: reloaded in {ms:.0f} ms")
         elif isinstance(outcome, bytes):
-            self._options.events(f"{state.spec.id}: {_one_line_error(outcome)}")
+            self._options.events(
+                f"{state.spec.id}: {_one_line_error(outcome)}{self._hint(outcome)}"
+            )
         elif isinstance(outcome, BaseException):
             self._options.events(f"{state.spec.id}: could not start a worker: {outcome}")
 
@@ -304,6 +347,8 @@ class WorkerPool:
         if isinstance(acquired, bytes):
             if record is not None:
                 record.cold = True  # the worker's init failed
+            if hint := self._hint(acquired):
+                self._options.output(state.spec.id, f"[pylive] hint:{hint.removeprefix(' ->')}")
             return InvokeResult(False, acquired, request_id=request_id, duration_ms=_since(started))
         worker = acquired
         if record is not None:
@@ -448,6 +493,15 @@ class WorkerPool:
         return worker
 
     # -- bookkeeping -----------------------------------------------------------------------
+
+    def _hint(self, error: bytes) -> str:
+        """`` -> <what to do>`` for an init error pylive knows a fix for, else empty."""
+        try:
+            message = json.loads(error).get("errorMessage", "")
+        except (ValueError, AttributeError):
+            return ""
+        hint = self._options.hint(message) if isinstance(message, str) else ""
+        return f" -> {hint}" if hint else ""
 
     def _is_app_file(self, path: str) -> bool:
         if not path.startswith(str(self._root) + os.sep):

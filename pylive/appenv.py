@@ -1,0 +1,343 @@
+"""The app's own environment: ``<app>/.venv``, which the workers run on.
+
+It holds what a function has in Lambda and nothing of pylive's own tools:
+
+- the app's requirements, found as a function's bundle finds them (``requirements.txt`` next
+  to pyproject.toml, else ``[project] dependencies`` without the infrastructure packages);
+- the ``dev`` dependency group of pyproject.toml (``[dependency-groups]``, PEP 735: test
+  tools such as pytest), which is never bundled;
+- boto3, which the Lambda Python runtime provides;
+- pylive's runtime modules (``pylive.db``...) as the small ``pylive`` package a bundle
+  carries, so ``from pylive import db`` works as it does deployed.
+
+``pylive init`` creates it with uv; ``pylive dev`` syncs it when those inputs change. A stamp
+in the environment holds a hash of the inputs, so an unchanged app costs one hash of a few
+small files. Installs try uv's cache alone first (``--offline``: works with no network when
+the cache is warm), then the package index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pylive.bundle import RUNTIME_MODULES, find_requirements
+from pylive.errors import PyliveError
+
+ENV_DIR = ".venv"
+STAMP_FILE = ".pylive-env.json"
+SHIM_MARKER = "PYLIVE_RUNTIME"  # in site-packages/pylive/ when pylive wrote that package
+LAMBDA_RUNTIME_PACKAGES = ("boto3",)  # what the Lambda Python runtime has preinstalled
+DEV_GROUP = "dev"
+INSTALL_TIMEOUT = 900.0
+REQUIREMENTS_FILE = "requirements.txt"
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_.]+)'")
+
+
+class EnvError(PyliveError):
+    """The app's environment could not be created or synced."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    """What the environment should hold."""
+
+    root: Path
+    requirements_file: Path | None  # the app's requirements.txt, installed with -r
+    packages: tuple[str, ...]  # everything else, as requirement strings
+    source: str  # where the app's requirements come from, for messages and hints
+
+    @property
+    def venv(self) -> Path:
+        return self.root / ENV_DIR
+
+    @property
+    def python(self) -> Path:
+        return venv_python(self.venv)
+
+    @property
+    def dependency_file(self) -> str:
+        """The file a missing package belongs in."""
+        return REQUIREMENTS_FILE if self.requirements_file is not None else "pyproject.toml"
+
+    def inputs(self) -> list[Path]:
+        """The files whose change calls for a sync."""
+        files = [self.root / "pyproject.toml"]
+        if self.requirements_file is not None:
+            files.append(self.requirements_file)
+        return files
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        h.update(f"{sys.version_info[:2]}\0{self.packages}\0".encode())
+        if self.requirements_file is not None:
+            h.update(_read(self.requirements_file))
+        for module in _runtime_modules():
+            h.update(module.name.encode() + b"\0" + _read(module))
+        return h.hexdigest()
+
+
+def plan(root: Path) -> EnvPlan:
+    requirements = find_requirements(root, root)
+    requirements_file: Path | None = root / REQUIREMENTS_FILE
+    if requirements_file is not None and requirements_file.is_file():
+        app: list[str] = []
+        source = REQUIREMENTS_FILE
+    else:
+        requirements_file = None
+        app = [line.strip() for line in requirements.text.splitlines() if line.strip()]
+        source = "pyproject.toml [project] dependencies"
+    packages = [*app, *dependency_group(root / "pyproject.toml", DEV_GROUP)]
+    packages += [p for p in LAMBDA_RUNTIME_PACKAGES if p not in packages]
+    return EnvPlan(root, requirements_file, tuple(packages), source)
+
+
+def managed(root: Path) -> bool:
+    """True when ``root/.venv`` was created by pylive (so pylive keeps it in sync)."""
+    return (root / ENV_DIR / STAMP_FILE).is_file()
+
+
+def in_sync(env: EnvPlan) -> bool:
+    try:
+        stamp = json.loads((env.venv / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and stamp.get("digest") == env.digest()
+
+
+def create(
+    root: Path, *, on_status: Callable[[str], None] = lambda _: None, python: str | None = None
+) -> EnvPlan:
+    """Create ``root/.venv`` (on ``python``, default pylive's own interpreter) and install
+    the app's environment into it."""
+    env = plan(root)
+    uv = find_uv()
+    interpreter = python or sys.executable
+    started = time.perf_counter()
+    on_status(f"creating {ENV_DIR} (Python {sys.version_info[0]}.{sys.version_info[1]}) with uv")
+    _run(
+        [uv, "venv", "--quiet", "--python", interpreter, str(env.venv)],
+        cwd=root,
+        on_line=on_status,
+        what=f"creating {ENV_DIR}",
+    )
+    # pylive keeps this environment from now on, also when the install below fails: the next
+    # `pylive dev` tries it again.
+    (env.venv / STAMP_FILE).write_text(json.dumps({"digest": ""}))
+    try:
+        install(env, on_status=on_status)
+    except EnvError as exc:
+        raise EnvError(f"{exc}; the app is created, and `pylive dev` will try again") from None
+    on_status(f"{ENV_DIR} ready in {time.perf_counter() - started:.1f} s")
+    return env
+
+
+def sync(
+    root: Path, *, on_status: Callable[[str], None] = lambda _: None, force: bool = False
+) -> bool:
+    """Install what changed into a pylive-managed ``root/.venv``; True when it installed."""
+    env = plan(root)
+    if not force and in_sync(env):
+        return False
+    install(env, on_status=on_status)
+    return True
+
+
+def prepare(root: Path, *, on_status: Callable[[str], None]) -> None:
+    """Before workers start: bring a pylive-managed environment in line with the app's
+    dependencies (nothing to do, and no process, when they are unchanged)."""
+    if not managed(root):
+        return
+    env = plan(root)
+    if in_sync(env):
+        return
+    started = time.perf_counter()
+    install(env, on_status=on_status)
+    on_status(f"synced {ENV_DIR} with {env.source} in {time.perf_counter() - started:.1f} s")
+
+
+def missing_module_hint(root: Path, message: str) -> str:
+    """For an import error ``No module named 'x'`` of a module that is not the app's own:
+    where to add it. Empty when it does not apply."""
+    found = _NO_MODULE.search(message)
+    if found is None:
+        return ""
+    top = found.group(1).split(".")[0]
+    if (root / top).exists() or (root / f"{top}.py").exists():
+        return ""  # the app's own module: a wrong path, not a missing package
+    where = plan(root).dependency_file
+    if managed(root):
+        return f"add the package that provides {top!r} to {where}; pylive dev installs it"
+    return (
+        f"add the package that provides {top!r} to {where} and install it into the "
+        "interpreter the functions run on"
+    )
+
+
+def install(env: EnvPlan, *, on_status: Callable[[str], None] = lambda _: None) -> None:
+    """Install the plan's packages (uv's cache alone first, then the index) and pylive's
+    runtime modules, then write the stamp."""
+    digest = env.digest()
+    uv = find_uv()
+    parts = [env.source] if env.requirements_file is not None or _app_packages(env) else []
+    if dependency_group(env.root / "pyproject.toml"):
+        parts.append(f"[dependency-groups] {DEV_GROUP}")
+    on_status(f"installing {' + '.join([*parts, 'boto3'])} into {ENV_DIR}")
+    command = [uv, "pip", "install", "--python", str(env.python)]
+    if env.requirements_file is not None:
+        command += ["-r", str(env.requirements_file)]
+    command += list(env.packages)
+    try:
+        _run([*command, "--offline"], cwd=env.root, on_line=lambda _: None, what="")
+    except EnvError:
+        _run(command, cwd=env.root, on_line=on_status, what=f"installing into {ENV_DIR}")
+    install_runtime(env.venv)
+    stamp = {"digest": digest, "pylive": str(Path(__file__).resolve().parent)}
+    (env.venv / STAMP_FILE).write_text(json.dumps(stamp))
+
+
+def install_runtime(venv: Path) -> None:
+    """pylive's runtime modules as the ``pylive`` package of the environment, unless a full
+    pylive is installed there."""
+    site = site_packages(venv)
+    package = site / "pylive"
+    if package.exists() and not (package / SHIM_MARKER).exists():
+        return  # pylive itself is installed in this environment
+    building = site / ".pylive-runtime-tmp"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    for module in _runtime_modules():
+        shutil.copy2(module, building / module.name)
+    (building / SHIM_MARKER).write_text(
+        "pylive's runtime modules, as a function's bundle carries them; written by pylive\n"
+    )
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(package)
+    building.rename(package)
+
+
+def dependency_group(pyproject: Path, name: str = DEV_GROUP) -> list[str]:
+    """The requirement strings of a PEP 735 dependency group (``include-group`` followed)."""
+    try:
+        with pyproject.open("rb") as f:
+            groups = tomllib.load(f).get("dependency-groups", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    found: list[str] = []
+
+    def collect(group: str, seen: tuple[str, ...]) -> None:
+        entries = groups.get(group, []) if isinstance(groups, dict) else []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str):
+                found.append(entry)
+            elif isinstance(entry, dict) and isinstance(entry.get("include-group"), str):
+                included = entry["include-group"]
+                if included not in seen:
+                    collect(included, (*seen, included))
+
+    collect(name, (name,))
+    return found
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def site_packages(venv: Path) -> Path:
+    if os.name == "nt":
+        return venv / "Lib" / "site-packages"
+    found = sorted(venv.glob("lib/python3*/site-packages"))
+    if not found:
+        raise EnvError(f"{venv} has no site-packages folder; delete it and run `pylive init`")
+    return found[-1]
+
+
+def find_uv() -> str:
+    """uv, which pylive depends on: the one installed with it, else uv on PATH."""
+    try:
+        import uv
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if found is None:
+        raise EnvError("uv is needed to create the app's environment: `pip install uv`")
+    return found
+
+
+def _app_packages(env: EnvPlan) -> list[str]:
+    extra = {*dependency_group(env.root / "pyproject.toml"), *LAMBDA_RUNTIME_PACKAGES}
+    return [p for p in env.packages if p not in extra]
+
+
+def _runtime_modules() -> list[Path]:
+    package = Path(__file__).resolve().parent
+    return [package / name for name in RUNTIME_MODULES]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b"\0missing"
+
+
+def _run(command: list[str], *, cwd: Path, on_line: Callable[[str], None], what: str) -> None:
+    """Run uv, passing each line it prints to ``on_line``; an :class:`EnvError` naming
+    ``what`` and uv's last line when it fails."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("VIRTUAL_ENV", None)  # uv must not install into the shell's active environment
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise EnvError(f"cannot run uv ({command[0]}): {exc}") from None
+    timed_out = threading.Event()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(INSTALL_TIMEOUT, on_timeout)
+    timer.daemon = True
+    timer.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for raw in proc.stdout:
+                line = raw.rstrip()
+                if line:
+                    lines.append(line)
+                    on_line(f"  {line.strip()}")
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if timed_out.is_set():
+        raise EnvError(f"{what} did not finish within {INSTALL_TIMEOUT:.0f} s")
+    if code != 0:
+        detail = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        raise EnvError(f"{what} failed (uv exit code {code})" + (f": {detail}" if detail else ""))
