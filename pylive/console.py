@@ -78,11 +78,19 @@ class Console:
 
     def invocation(self, record: Invocation, kind: str = "end") -> None:
         """One line per finished invocation: what invoked it, the outcome, the time, and
-        whether it started a worker (cold); with --verbose its event and result too."""
+        whether it started a worker (cold); with --verbose its event and result too.
+
+        Written once the event loop is free again, after the caller has its answer."""
         if kind != "end" or (self.level == "quiet" and record.ok):
             return
-        event = record.event_value()
-        what = _origin(event, record.source())
+        try:
+            asyncio.get_running_loop().call_soon(self._invocation_line, record)
+        except RuntimeError:
+            self._invocation_line(record)
+
+    def _invocation_line(self, record: Invocation) -> None:
+        request = record.http_request()
+        what = f"{request[0]} {request[1]}" if request is not None else record.source()
         http_status = record.http_status()
         error = record.error()
         if http_status is not None:
@@ -99,7 +107,7 @@ class Console:
             line += self._paint(" (replay)", "dim")
         self._write(line)
         if self.level == "verbose":
-            self._block("event", event)
+            self._block("event", record.event_value())
             self._block("error" if error is not None else "result", record.result_value())
 
     def _block(self, label: str, value: Any) -> None:
@@ -108,14 +116,3 @@ class Console:
             text = [*text[:VERBOSE_MAX_LINES], f"... ({len(text) - VERBOSE_MAX_LINES} more lines)"]
         for line in text:
             self._write(self._paint(f"  {label} |", "dim") + " " + line)
-
-
-def _origin(event: Any, source: str) -> str:
-    """``GET /items/42`` for an HTTP API request, else the event source (``sqs``...)."""
-    if source.startswith("http ") and isinstance(event, dict):
-        http = event.get("requestContext", {}).get("http")
-        if isinstance(http, dict) and "method" in http:
-            return f"{http['method']} {event.get('rawPath') or http.get('path', '')}"
-        if "httpMethod" in event:
-            return f"{event['httpMethod']} {event.get('path', '')}"
-    return source

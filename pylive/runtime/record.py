@@ -29,6 +29,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024  # then the file rotates to <name>.1 (one older
 FLUSH_INTERVAL_S = 0.25
 FILE_NAME = "invocations.jsonl"
 
+_UNSET: Any = object()
+
 Listener = Callable[["Invocation", str], None]  # (record, "start" | "end" | "output")
 
 
@@ -51,6 +53,12 @@ class Invocation:
     output: list[str] = field(default_factory=list)
     output_bytes: int = 0
     _log: InvocationLog | None = field(default=None, repr=False)
+    # Derived once, when first read (never on the invocation's path).
+    _event_value: Any = field(default=_UNSET, repr=False)
+    _result_value: Any = field(default=_UNSET, repr=False)
+    _source: str | None = field(default=None, repr=False)
+    _http: Any = field(default=_UNSET, repr=False)
+    _http_status: int | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -67,10 +75,16 @@ class Invocation:
             self._log.output_added(self)
 
     def event_value(self) -> Any:
-        return _decode(self.event)
+        if self._event_value is _UNSET:
+            self._event_value = _decode(self.event)
+        return self._event_value
 
     def result_value(self) -> Any:
-        return _decode(self.result) if self.ok is not None else None
+        if self.ok is None:
+            return None
+        if self._result_value is _UNSET:
+            self._result_value = _decode(self.result)
+        return self._result_value
 
     def error(self) -> dict[str, Any] | None:
         """``errorType``, ``errorMessage`` and ``stackTrace`` of a failed invocation."""
@@ -86,7 +100,30 @@ class Invocation:
         }
 
     def source(self) -> str:
-        return infer_source(self.event_value())
+        if self._source is None:
+            request = self.http_request()
+            if request is not None and request[2] != "$default":
+                self._source = f"http {request[2]}"
+            else:
+                self._source = infer_source(self.event_value())
+        return self._source
+
+    def http_request(self) -> tuple[str, str, str] | None:
+        """``(method, raw path, route key)`` of an HTTP API (payload 2.0) request, else None.
+        The terminal prints it for every request: the events pylive's HTTP API builds are
+        read without decoding them whole (see :func:`_http_head`)."""
+        if self._http is _UNSET:
+            head = _http_head(self.event)
+            if head is None:
+                event = self.event_value()
+                http = event.get("requestContext", {}) if isinstance(event, dict) else None
+                http = http.get("http") if isinstance(http, dict) else None
+                if isinstance(http, dict) and isinstance(event, dict):
+                    path = event.get("rawPath") or http.get("path") or ""
+                    key = event.get("routeKey") or "$default"
+                    head = (str(http.get("method", "")), str(path), str(key))
+            self._http = head
+        return self._http  # type: ignore[no-any-return]
 
     def summary(self) -> dict[str, Any]:
         """What a list of invocations shows (no event, result or output)."""
@@ -121,9 +158,23 @@ class Invocation:
             return None
         if not self.ok:
             return 500
-        from pylive.local.http_events import to_http_response
+        if self._http_status is None:
+            value = self.result_value()
+            if (
+                isinstance(value, dict)
+                and type(value.get("statusCode")) is int
+                and 100 <= value["statusCode"] <= 599
+                and isinstance(value.get("body", ""), str)
+                and not value.get("isBase64Encoded")
+                and not value.get("cookies")
+                and isinstance(value.get("headers") or {}, dict)
+            ):
+                self._http_status = int(value["statusCode"])  # the common, well-formed case
+            else:
+                from pylive.local.http_events import to_http_response
 
-        return to_http_response(self.result).status
+                self._http_status = to_http_response(self.result).status
+        return self._http_status
 
     def to_json(self) -> bytes:
         data = {
@@ -303,9 +354,33 @@ def _cap(payload: bytes) -> bytes:
 
 def _decode(payload: bytes) -> Any:
     try:
-        return json.loads(payload)
-    except ValueError:
-        return payload.decode("utf-8", "replace")
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        try:  # orjson refuses integers beyond 64 bits, which are valid JSON
+            return json.loads(payload)
+        except ValueError:
+            return payload.decode("utf-8", "replace")
+
+
+_HTTP_HEAD = b'{"version":"2.0","routeKey":"'
+
+
+def _http_head(event: bytes) -> tuple[str, str, str] | None:
+    """Method, raw path and route key from the start of an event as pylive's HTTP API
+    serializes it (``{"version":"2.0","routeKey":"GET /x","rawPath":"/x",...``); None for
+    anything else (or anything escaped), which is then decoded whole."""
+    if not event.startswith(_HTTP_HEAD):
+        return None
+    start = len(_HTTP_HEAD)
+    end = event.find(b'"', start)
+    after = b'","rawPath":"'
+    if end < 0 or not event.startswith(after, end):
+        return None
+    path_end = event.find(b'"', end + len(after))
+    key, path = event[start:end], event[end + len(after) : path_end]
+    if path_end < 0 or b"\\" in key or b"\\" in path or b" " not in key or key[:4] == b"ANY ":
+        return None
+    return key.split(b" ", 1)[0].decode(), path.decode(), key.decode()
 
 
 def infer_source(event: Any) -> str:

@@ -110,3 +110,41 @@ def test_the_source_is_inferred_from_the_event_shape() -> None:
         assert infer_source(sample_event(source)) == expected, source
     assert infer_source({"anything": 1}) == "direct"
     assert infer_source([1, 2]) == "direct"
+
+
+def test_http_requests_read_from_the_event_head_match_the_decoded_event() -> None:
+    import orjson
+
+    from pylive.local.http_events import build_event
+    from pylive.runtime.record import Invocation, _http_head
+
+    cases = [
+        ("GET", "/", "GET /"),
+        ("POST", "/items/42", "POST /items/{id}"),
+        ("DELETE", "/any/x", "ANY /any/{proxy+}"),
+        ("GET", "/nothing", "$default"),
+        ("GET", '/q"uote', "GET /{x}"),
+    ]
+    for method, path, key in cases:
+        event = build_event(
+            method=method, raw_path=path, raw_query=b"", headers=[], body=b"", route_key=key,
+            path_parameters={}, source_ip="127.0.0.1", api_id="local", domain_name="x",
+            request_id="r", time_epoch_ms=0,
+        )  # fmt: skip
+        payload = orjson.dumps(event)
+        fast = _http_head(payload)
+        decoded = Invocation("r", "f", payload, 0.0)
+        decoded._http = _decoded_http(decoded)
+        assert (method, path) == (decoded._http[0], decoded._http[1])
+        if fast is not None:
+            assert fast == decoded._http, (fast, decoded._http)
+        assert fast is None or key not in ("$default", "ANY /any/{proxy+}", "GET /{x}")
+        full = Invocation("r", "f", payload, 0.0)
+        expected = f"http {key}" if key != "$default" else f"http {method} {path}"
+        assert full.source() == expected
+
+
+def _decoded_http(record: object) -> tuple[str, str, str]:
+    event = record.event_value()  # type: ignore[attr-defined]
+    http = event["requestContext"]["http"]
+    return http["method"], event["rawPath"], event["routeKey"]
