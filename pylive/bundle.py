@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ from pathlib import Path
 from pylive.errors import PyliveError
 from pylive.stub_code import stub_code_dir
 
-BUNDLE_FORMAT = "2"  # bump when the layout of a bundle changes, to invalidate the cache
+BUNDLE_FORMAT = "3"  # bump when the layout of a bundle changes, to invalidate the cache
 BUNDLES_DIR = Path(".pylive") / "bundles"
 REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_TIMEOUT = 600.0
@@ -64,8 +65,17 @@ _IMPORTS_PYLIVE = re.compile(rb"^\s*(from|import)\s+pylive\b", re.MULTILINE)
 # Packages an app's pyproject.toml may list for its infrastructure code; never bundled from it.
 INFRA_PACKAGES = frozenset({"pylive", "aws-cdk-lib", "constructs", "aws-cdk", "jsii"})
 
-# Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34), older ones on
-# Amazon Linux 2 (glibc 2.26): manylinux_2_28 wheels only fit the former.
+# Lambda's Python 3.12+ runtimes run on Amazon Linux 2023, older ones on Amazon Linux 2
+# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html), whose glibc is 2.34
+# and 2.26 (https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html): a
+# manylinux_2_N wheel runs there when N is at most that minor version.
+AL2023_GLIBC: tuple[int, int] = (2, 34)
+AL2_GLIBC: tuple[int, int] = (2, 26)
+# The legacy manylinux names of glibc versions (PEP 600); 1 and 2010 exist for x86 only.
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+_FIRST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}  # the oldest manylinux tag of each machine
+# uv's --python-platform targets below manylinux_2_28 stop at manylinux_2_17 (2014).
+_UV_MANYLINUX_MINORS = (17, 28, *range(31, 41))
 _ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 _RUNTIME_RE = re.compile(r"^python(3\.\d+)$")
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -98,24 +108,52 @@ class Platform:
         return _ARCH[self.architecture]
 
     @property
-    def new_glibc(self) -> bool:
-        return tuple(int(p) for p in self.python_version.split(".")) >= (3, 12)
+    def glibc(self) -> tuple[int, int]:
+        """The glibc version of the runtime's Amazon Linux."""
+        python = tuple(int(p) for p in self.python_version.split("."))
+        return AL2023_GLIBC if python >= (3, 12) else AL2_GLIBC
 
     @property
     def pip_platforms(self) -> list[str]:
-        """``--platform`` values for pip (pip also accepts the older tags these imply)."""
-        tags = [f"manylinux2014_{self.machine}"]
-        if self.new_glibc:
-            tags.append(f"manylinux_2_28_{self.machine}")
+        """``--platform`` values for pip: every manylinux tag the runtime's glibc runs,
+        newest first. pip takes each literally (``manylinux_2_28`` does not imply 2_27),
+        so all of them are listed, with the legacy names of 2_17, 2_12 and 2_5."""
+        tags: list[str] = []
+        major, newest = self.glibc
+        for minor in range(newest, _FIRST_GLIBC_MINOR[self.machine] - 1, -1):
+            tags.append(f"manylinux_{major}_{minor}_{self.machine}")
+            legacy = _LEGACY_MANYLINUX.get(minor)
+            if legacy and (legacy == "manylinux2014" or self.machine == "x86_64"):
+                tags.append(f"{legacy}_{self.machine}")
         return tags
 
     @property
     def uv_platform(self) -> str:
-        """``--python-platform`` for uv (it accepts every older manylinux tag too)."""
-        return f"{self.machine}-{'manylinux_2_28' if self.new_glibc else 'manylinux2014'}"
+        """``--python-platform`` for uv (it accepts every older manylinux tag too): the
+        newest target uv knows that the runtime's glibc runs."""
+        minor = max(m for m in _UV_MANYLINUX_MINORS if m <= self.glibc[1])
+        name = "manylinux2014" if minor == 17 else f"manylinux_2_{minor}"
+        return f"{self.machine}-{name}"
+
+    def marker_environment(self) -> dict[str, str]:
+        """The values of environment markers (PEP 508) in this Lambda runtime, so that
+        requirements are chosen for it rather than for the machine that bundles."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{self.python_version}.0",
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": f"{self.python_version}.0",
+            "platform_python_implementation": "CPython",
+            "python_version": self.python_version,
+            "sys_platform": "linux",
+        }
 
     def describe(self) -> str:
-        return f"python{self.python_version}/{self.architecture} ({self.pip_platforms[-1]})"
+        return f"python{self.python_version}/{self.architecture} ({self.pip_platforms[0]})"
 
 
 @dataclass(frozen=True)
@@ -349,12 +387,26 @@ def installer_command(requirements: Path, target: Path, platform: Platform) -> l
         ]  # fmt: skip
     platforms = [arg for tag in platform.pip_platforms for arg in ("--platform", tag)]
     return [
-        sys.executable, "-m", "pip", "install", "--target", str(target),
+        sys.executable, "-c", _PIP_FOR_LAMBDA, json.dumps(platform.marker_environment()),
+        "install", "--target", str(target),
         *platforms, "--only-binary=:all:",
         "--python-version", platform.python_version, "--implementation", "cp",
         "--no-compile", "--disable-pip-version-check", "--no-input",
         "-r", str(requirements),
     ]  # fmt: skip
+
+
+# pip evaluates environment markers (direct and transitive) for the machine it runs on,
+# whatever --platform and --python-version say; uv evaluates them for its target. So pip
+# runs with its marker environment replaced by the Lambda runtime's (the first argument).
+_PIP_FOR_LAMBDA = """
+import json, sys
+from pip._vendor.packaging import markers
+lambda_environment = json.loads(sys.argv.pop(1))
+markers.default_environment = lambda: dict(lambda_environment)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def find_uv() -> str | None:

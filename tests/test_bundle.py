@@ -24,14 +24,24 @@ from pylive.bundle import (
 INSTALLERS = ["uv", "pip"]
 
 
-def make_wheel(directory: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel (py3-none-any) holding one module ``<name>``."""
+def make_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    platform: str = "any",
+    requires: tuple[str, ...] = (),
+) -> Path:
+    """A wheel (py3-none-``platform``) holding one module ``<name>``, depending on
+    ``requires`` (``Requires-Dist`` lines, markers allowed)."""
     dist = f"{name}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
     files = {
         f"{name}.py": f"VERSION = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/METADATA": metadata,
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
+        f"Tag: py3-none-{platform}\n",
     }
     record = []
     for path, text in files.items():
@@ -39,7 +49,7 @@ def make_wheel(directory: Path, name: str, version: str) -> Path:
         record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
     record.append(f"{dist}/RECORD,,")
     files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    wheel = directory / f"{name}-{version}-py3-none-{platform}.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         for path, text in files.items():
             zf.writestr(path, text)
@@ -63,6 +73,20 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_wheel(directory, "purepkg", "1.0")
     make_wheel(directory, "otherpkg", "2.0")
     make_sdist(directory, "sdistonly", "1.0")
+    # manylinux wheels of the glibc versions around Lambda's: Amazon Linux 2 has 2.26,
+    # Amazon Linux 2023 (python3.12 and newer) 2.34
+    for glibc in ("2_24", "2_26", "2_27", "2_31", "2_34", "2_35"):
+        make_wheel(directory, f"glibc{glibc}", "1.0", platform=f"manylinux_{glibc}_x86_64")
+    # markers that only Lambda's platform satisfies, not this machine's (Python 3.11 here)
+    make_wheel(
+        directory,
+        "markerpkg",
+        "1.0",
+        requires=(
+            'otherpkg; python_version >= "3.12" and sys_platform == "linux"',
+            'purepkg; sys_platform == "win32" or python_version < "3.12"',
+        ),
+    )
     return directory
 
 
@@ -113,6 +137,58 @@ def test_requirements_are_installed_and_a_cache_hit_installs_nothing(
     monkeypatch.setattr(bundle_module, "install", _no_install)
     again = bundle_function(app, app)
     assert again == bundle_module.Bundle(path=first.path, digest=first.digest, cached=True)
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+@pytest.mark.parametrize(
+    ("runtime", "fits", "too_new"),
+    [
+        ("python3.12", ["2_24", "2_26", "2_27", "2_31", "2_34"], ["2_35"]),  # AL2023
+        ("python3.11", ["2_24", "2_26"], ["2_27", "2_31"]),  # Amazon Linux 2
+    ],
+)
+def test_every_manylinux_wheel_the_runtimes_glibc_runs_is_accepted(
+    app: Path,
+    links: Path,
+    installer: str,
+    runtime: str,
+    fits: list[str],
+    too_new: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if installer == "uv" and runtime == "python3.11":
+        # uv's only target below manylinux_2_28 is manylinux_2_17 (2014): for Amazon Linux 2
+        # it cannot accept wheels of glibc 2.18 to 2.26 (pip can)
+        fits = []
+    monkeypatch.setenv("PYLIVE_INSTALLER", installer)
+    for tag in fits:
+        requirements(app, links, f"glibc{tag}")
+        bundle = bundle_function(app, app, runtime=runtime)
+        assert (bundle.path / f"glibc{tag}.py").is_file(), tag
+    for tag in too_new:
+        requirements(app, links, f"glibc{tag}")
+        with pytest.raises(BundleError, match=f"glibc2[-_]{tag[2:]}"):
+            bundle_function(app, app, runtime=runtime)
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_markers_are_evaluated_for_lambdas_platform_not_this_machine(
+    app: Path, links: Path, installer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Direct and transitive requirements: Lambda's python3.12 on Linux, not the Python
+    that runs pylive (3.11 here) nor its operating system."""
+    monkeypatch.setenv("PYLIVE_INSTALLER", installer)
+    requirements(
+        app,
+        links,
+        "markerpkg",
+        'glibc2_24; python_version >= "3.12" and platform_machine == "x86_64"',
+        'sdistonly; python_version < "3.12" or sys_platform != "linux"',
+    )
+    bundle = bundle_function(app, app, runtime="python3.12")
+    installed = {p.stem for p in bundle.path.glob("*.py")}
+    assert {"markerpkg", "otherpkg", "glibc2_24"} <= installed
+    assert "purepkg" not in installed
 
 
 def test_the_hash_follows_sources_requirements_and_platform(app: Path, links: Path) -> None:
@@ -183,14 +259,23 @@ def test_excluded_files_are_never_bundled(app: Path) -> None:
 
 
 def test_platform_tags() -> None:
-    new = Platform.for_function("python3.12", "x86_64")
-    assert new.pip_platforms == ["manylinux2014_x86_64", "manylinux_2_28_x86_64"]
-    assert new.uv_platform == "x86_64-manylinux_2_28"
+    new = Platform.for_function("python3.12", "x86_64")  # Amazon Linux 2023: glibc 2.34
+    assert new.pip_platforms[0] == "manylinux_2_34_x86_64"
+    assert {"manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+            "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(new.pip_platforms)  # fmt: skip
+    assert "manylinux_2_35_x86_64" not in new.pip_platforms
+    assert new.uv_platform == "x86_64-manylinux_2_34"
     arm = Platform.for_function("python3.13", "arm64")
-    assert arm.pip_platforms == ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]
+    assert arm.pip_platforms[0] == "manylinux_2_34_aarch64"
+    assert "manylinux2014_aarch64" in arm.pip_platforms
+    assert not any(tag.startswith(("manylinux1", "manylinux2010")) for tag in arm.pip_platforms)
     old = Platform.for_function("python3.11", "x86_64")  # Amazon Linux 2: glibc 2.26
-    assert old.pip_platforms == ["manylinux2014_x86_64"]
+    assert old.pip_platforms[0] == "manylinux_2_26_x86_64"
+    assert "manylinux_2_27_x86_64" not in old.pip_platforms
     assert old.uv_platform == "x86_64-manylinux2014"
+    assert new.marker_environment()["python_version"] == "3.12"
+    assert arm.marker_environment()["platform_machine"] == "aarch64"
+    assert old.marker_environment()["sys_platform"] == "linux"
     with pytest.raises(BundleError):
         Platform.for_function("nodejs20.x", "x86_64")
 
