@@ -34,8 +34,15 @@ def replay(config: AppConfig, ref: str | None, function: str | None) -> Replayed
         ref = "last"
     state = read_state(config.state_dir)
     if state is not None:
-        return _through_session(str(state["url"]), str(state["token"]), ref, function)
+        try:
+            return _through_session(str(state["url"]), str(state["token"]), ref, function)
+        except _Unreachable:
+            pass  # a session that died without cleaning up: its record is on disk
     return _offline(config, ref, function)
+
+
+class _Unreachable(PyliveError):
+    """Nothing answers at the address the session left."""
 
 
 def _through_session(url: str, token: str, ref: str | None, function: str | None) -> Replayed:
@@ -69,6 +76,10 @@ def _call(url: str, token: str, method: str, path: str) -> Any:
         except (ValueError, KeyError, TypeError):
             message = f"HTTP {error.code}"
         raise UsageError(message) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            raise _Unreachable(url) from None
+        raise PyliveError(f"cannot reach the running `pylive dev` at {url}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise PyliveError(f"cannot reach the running `pylive dev` at {url}: {exc}") from None
 
