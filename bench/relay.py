@@ -99,7 +99,7 @@ def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
     async def scenario() -> dict[str, Any]:
         async with _relay_with_runner(lambda event: event) as api:
             gw, host = api.gateway, api.host
-            host.add(stub_function("hello", api.site, timeout=3.0, lambda_env={}))
+            host.add(stub_function("hello", api.stub_site("hello"), timeout=3.0, lambda_env={}))
             await host.invoke("hello", b"{}")  # cold: connect + whoami
             before = dict(gw.stats.connections_calls_by_operation)
             routed = gw.stats.messages_in
@@ -159,7 +159,7 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
 
     async def scenario(delay_s: float) -> list[float]:
         async with _relay_with_runner(lambda event: b'"ok"') as api:
-            site = api.site
+            site = api.stub_site("hello")
             port = int(site.connections_url.rsplit(":", 1)[1].split("/", 1)[0])
             proxy, proxy_port = await _delaying_proxy(port, delay_s)
             slow = dataclasses.replace(

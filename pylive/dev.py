@@ -372,7 +372,7 @@ class _LocalRelay:
                 timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
                 environment={
                     **spec.environment,
-                    **stub_environment(spec.id, self.api.site),
+                    **stub_environment(spec.id, self.api.stub_site(spec.id)),
                 },
             )
             for spec in manifest.functions.values()

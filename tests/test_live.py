@@ -64,7 +64,9 @@ def test_invocations_of_deployed_stubs_run_in_local_workers(app: Path) -> None:
             await asyncio.wait_for(session.ready.wait(), 60)
             assert account.deployed[0].relay_url == account.api.gateway.ws_url
             # The stub as dev mode deploys it: it names the function by its construct path.
-            stub = stub_function(hello.path, account.api.site, timeout=10, lambda_env={})
+            stub = stub_function(
+                hello.path, account.api.stub_site(hello.path), timeout=10, lambda_env={}
+            )
             account.api.host.add(stub)
             event = {"queryStringParameters": {"name": "Live"}}
             value: dict[str, Any] = await account.api.host.invoke_value(hello.path, event)

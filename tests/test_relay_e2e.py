@@ -1,10 +1,13 @@
 """The relay path end to end with real parts on loopback: the local WebSocket gateway and its
 router, stubs in the local Lambda host, and the runner as its own process
-(`python -m pylive.runtime.relay`) with real worker processes."""
+(`python -m pylive.runtime.relay`) with real worker processes. The gateway enforces IAM: the
+runner signs as the developer, each stub as its function's role with the policy dev mode
+gives it, the router as its role."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import signal
@@ -26,8 +29,11 @@ from pylive.local.lambda_host import (
     router_integration,
     stub_function,
 )
+from pylive.local.principals import LOCAL_ACCOUNT, AccessKey, new_key
+from pylive.local.relay_api import LOCAL_API_ID, router_principal, stub_principal
 from pylive.local.store import MemoryTable
 from pylive.local.ws_gateway import WebSocketGateway
+from pylive.relay_policy import api_arn
 from pylive.runtime.pool import InvokeResult
 
 pytestmark = pytest.mark.slow
@@ -51,8 +57,14 @@ HANDLERS = {
         "    print('slow started', flush=True)\n"
         "    time.sleep(30)\n"
     ),
+    "nap.py": (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(2.5)  # past two of the stub's liveness checks\n"
+        "    return 'rested'\n"
+    ),
 }
-TIMEOUTS = {"echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0}
+TIMEOUTS = {"echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0, "nap": 10.0}
 DEV_TIMEOUT = 900.0  # Function(dev_timeout=...)'s default
 
 
@@ -68,22 +80,39 @@ class Cloud:
         self.host = LambdaHost(region="us-east-1")
         integration = router_integration(self.host)
         self.routes = {"$connect": integration, "$disconnect": integration, "$default": integration}
+        api = api_arn("us-east-1", LOCAL_ACCOUNT, LOCAL_API_ID)
+        router_key = new_key(router_principal(stage="dev", api=api), temporary=True)
+        stub_keys = {
+            name: new_key(stub_principal(name, stage="dev", api=api), temporary=True)
+            for name in TIMEOUTS
+        }
+        self.keys = [router_key, *stub_keys.values()]
         self.gateway = self._gateway(0)
         self.call(self.gateway.start())
         gw = self.gateway
         self.site = RelaySite(
             gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
         )
-        self.host.add(router_function(self.site, MemoryTable(stale_reads=1.0)))
-        for name in TIMEOUTS:
+        self.host.add(
+            router_function(signed_by(self.site, router_key), MemoryTable(stale_reads=1.0))
+        )
+        for name, key in stub_keys.items():
             env = {"AWS_LAMBDA_FUNCTION_NAME": name}
-            # As dev mode deploys it: the stub runs with the function's dev_timeout; the
-            # runner's worker enforces the function's own timeout.
-            self.host.add(stub_function(name, self.site, timeout=DEV_TIMEOUT, lambda_env=env))
+            # As dev mode deploys it: the stub runs with the function's dev_timeout and role;
+            # the runner's worker enforces the function's own timeout.
+            stub = stub_function(
+                name, signed_by(self.site, key), timeout=DEV_TIMEOUT, lambda_env=env
+            )
+            self.host.add(stub)
 
     def _gateway(self, port: int) -> WebSocketGateway:
         return WebSocketGateway(
-            self.routes, credentials={self.key: self.secret}, stage="dev", port=port
+            self.routes,
+            credentials={self.key: self.secret},
+            access_keys=self.keys,
+            stage="dev",
+            api_id=LOCAL_API_ID,
+            port=port,
         )
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -104,6 +133,15 @@ class Cloud:
         self.call(self.gateway.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def signed_by(site: RelaySite, key: AccessKey) -> RelaySite:
+    return dataclasses.replace(
+        site,
+        access_key_id=key.access_key_id,
+        secret_access_key=key.secret_access_key,
+        session_token=key.session_token,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +234,16 @@ def test_a_worker_dying_mid_invocation_is_an_error_and_the_next_works(
     assert ok and body == {"x": 1}
     ok, body = cloud.invoke("die", {"how": how})
     assert not ok and body["errorType"] == "Runtime.ExitError"
+
+
+def test_an_invocation_longer_than_the_liveness_interval_succeeds(
+    cloud: Cloud, runner: Running
+) -> None:
+    """The stub checks the runner's connection (@connections GET) every second while it
+    waits: its role must allow that call."""
+    answer = cloud.invoke("nap", {})
+    assert answer == (True, "rested"), answer[1]
+    assert cloud.gateway.stats.connections_calls_by_operation["GetConnection"] >= 1
 
 
 def test_the_runner_killed_mid_invocation_fails_clearly_before_the_deadline(

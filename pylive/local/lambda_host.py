@@ -258,12 +258,16 @@ ROUTER = "pylive-router"
 
 
 def _credentials(site: RelaySite) -> dict[str, str]:
-    return {
+    """What Lambda puts in a function's environment: its role session's credentials."""
+    credentials = {
         "AWS_ACCESS_KEY_ID": site.access_key_id,
         "AWS_SECRET_ACCESS_KEY": site.secret_access_key,
         "AWS_REGION": site.region,
         "AWS_DEFAULT_REGION": site.region,
     }
+    if site.session_token:
+        credentials["AWS_SESSION_TOKEN"] = site.session_token
+    return credentials
 
 
 def router_function(site: RelaySite, table: Any) -> LambdaFunction:

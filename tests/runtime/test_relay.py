@@ -60,6 +60,7 @@ class Cloud:
     host: LambdaHost
     site: RelaySite
     table: MemoryTable
+    api: LocalRelayApi
 
     def endpoint(self) -> RelayEndpoint:
         return self.site  # the local API's site is the runner's endpoint
@@ -67,14 +68,20 @@ class Cloud:
     def add_stub(self, name: str, timeout: float = 3.0, ack_timeout: float | None = None) -> None:
         env = {"AWS_LAMBDA_FUNCTION_NAME": name}
         self.host.add(
-            stub_function(name, self.site, timeout=timeout, lambda_env=env, ack_timeout=ack_timeout)
+            stub_function(
+                name,
+                self.api.stub_site(name),
+                timeout=timeout,
+                lambda_env=env,
+                ack_timeout=ack_timeout,
+            )
         )
 
 
 @asynccontextmanager
 async def local_cloud(stage: str = "dev") -> AsyncIterator[Cloud]:
     async with LocalRelayApi(app="shop", stage=stage) as api:
-        yield Cloud(api.gateway, api.host, api.site, api.table)
+        yield Cloud(api.gateway, api.host, api.site, api.table, api)
 
 
 @asynccontextmanager

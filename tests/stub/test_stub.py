@@ -41,6 +41,7 @@ class Cloud:
     gateway: WebSocketGateway
     host: LambdaHost
     site: RelaySite
+    stub_site: RelaySite  # the stub signs as its function's role
 
     def endpoint(self) -> RelayEndpoint:
         return self.site  # the local API's site is the runner's endpoint
@@ -50,7 +51,7 @@ class Cloud:
         return ConnectionsClient(e.connections_url, e.signer())
 
     def add_stub(self, timeout: float = 3.0, ack: float | None = None, **module: Any) -> None:
-        fn = stub_function("hello", self.site, timeout=timeout, lambda_env={}, ack_timeout=ack)
+        fn = stub_function("hello", self.stub_site, timeout=timeout, lambda_env={}, ack_timeout=ack)
 
         def patch(m: ModuleType) -> None:
             for name, value in module.items():
@@ -66,7 +67,7 @@ class Cloud:
 @asynccontextmanager
 async def local_cloud() -> AsyncIterator[Cloud]:
     async with LocalRelayApi(app="shop", stage="ada") as api:
-        yield Cloud(api.gateway, api.host, api.site)
+        yield Cloud(api.gateway, api.host, api.site, api.stub_site("hello"))
 
 
 @asynccontextmanager
