@@ -166,7 +166,13 @@ def prepare(root: Path, *, on_status: Callable[[str], None]) -> None:
     if in_sync(env):
         return
     started = time.perf_counter()
-    install(env, on_status=on_status)
+    try:
+        install(env, on_status=on_status)
+    except EnvError as exc:
+        # The functions still run, on the environment as it is; a missing package shows as
+        # an import error with its hint.
+        on_status(f"warning: {exc}; the functions run on {ENV_DIR} as it is")
+        return
     on_status(f"synced {ENV_DIR} with {env.source} in {time.perf_counter() - started:.1f} s")
 
 
