@@ -102,6 +102,10 @@ class Invoke:
     context: InvokeContext
     environment: dict[str, str] = field(default_factory=dict)
     reply_to: str | None = None  # the stub's connection id: where the answer goes
+    # Sent again by a stub that had its ack: it reconnected (the answer goes to ``reply_to``
+    # now) or its runner did. A runner that does not know the request answers with an error
+    # instead of running it a second time.
+    resume: bool = False
 
     def __post_init__(self) -> None:
         leaked = sorted(name for name in self.environment if is_credential(name))
@@ -207,6 +211,8 @@ def encode(message: Message) -> str:
         )
         if message.reply_to is not None:
             body["reply_to"] = message.reply_to
+        if message.resume:
+            body["resume"] = True
     else:
         body.update(message.__dict__)
     try:
@@ -297,6 +303,12 @@ class _Fields:
             raise self._fail(name, "an object", value)
         return value
 
+    def opt_bool(self, name: str) -> bool:
+        value = self._get(name, True)
+        if value is not None and not isinstance(value, bool):
+            raise self._fail(name, "true or false", value)
+        return bool(value)
+
     def opt_obj(self, name: str) -> dict[str, Json] | None:
         value = self._get(name, True)
         if value is not None and not isinstance(value, dict):
@@ -334,6 +346,7 @@ def _parse_invoke(f: _Fields) -> Invoke:
         context=context,
         environment=environment,
         reply_to=f.opt_text("reply_to"),
+        resume=f.opt_bool("resume"),
     )
 
 

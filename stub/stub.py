@@ -10,8 +10,16 @@ relayed invocation waits on two network round trips, and a reader thread or a ge
 or AWS client would add more time to each than the round trip itself.
 
 One WebSocket connection per container, opened lazily (SigV4-signed, ``?role=stub``), reused
-by warm invocations and renewed before API Gateway's idle (10 min) and maximum (2 h)
-connection limits. The invoke goes to the runner's connection through the @connections API;
+by warm invocations. Only frames received count as proof that it works: one that has received
+nothing for ``IDLE_RENEW_S`` (a NAT gateway forgets an idle flow after 350 s, API Gateway
+closes an idle connection after 10 minutes) is renewed before use, and so is one that would
+reach API Gateway's 2-hour limit before the invocation's deadline. While it waits for an
+answer the stub pings the router whenever nothing was received for ``KEEPALIVE_S``, which
+keeps both limits away; a ping unanswered within ``PROBE_TIMEOUT_S``, or a connection that
+closes, is replaced by a new one, and the invoke is posted again with the new connection as
+``reply_to`` (the runner then answers there, from its memory of recent answers if need be).
+TCP keepalive runs on both sockets too. The invoke goes to the runner's connection through the
+@connections API;
 the ack and the answer come back on the stub's own connection, matched by request id. The
 @connections answer to the invoke is read once the runner's answer is in (or after
 ``POST_ANSWER_WAIT_S``, for a slow one): by then it has long arrived, so a fast warm
@@ -20,12 +28,15 @@ invocation waits (and the Lambda container wakes) once instead of twice.
 Configuration (environment): ``PYLIVE_RELAY_URL``, ``PYLIVE_CALLBACK_URL``, ``PYLIVE_APP``,
 ``PYLIVE_STAGE``, ``PYLIVE_FUNCTION_ID``, optionally ``PYLIVE_ACK_TIMEOUT`` (seconds, 2) and
 ``PYLIVE_LIVENESS_INTERVAL`` (seconds between checks that the runner is still connected
-while a slow invocation runs, 1).
+while a slow invocation runs, 1) and ``PYLIVE_RUNNER_GRACE`` (seconds a registered runner
+that does not ack may take to come back, 45: a runner whose network path died silently
+notices within 40 s and reconnects; the invoke is then posted to it again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -49,8 +60,18 @@ from pylive.signing import Signer
 # The process environment; a local host gives each container its own mapping.
 environ: Mapping[str, str] = os.environ
 
-IDLE_RENEW_S = 9 * 60  # API Gateway closes a connection idle for 10 minutes
-AGE_RENEW_S = 110 * 60  # ... and any connection after 2 hours
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
+IDLE_LIMIT_S = 10 * 60  # API Gateway closes a connection idle for 10 minutes
+MAX_DURATION_S = 2 * 60 * 60  # ... and any connection after 2 hours
+# https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html
+NAT_IDLE_S = 350  # a NAT gateway forgets a flow idle this long, and tells neither end
+IDLE_RENEW_S = 4 * 60  # renew a connection that received nothing for this long before use
+AGE_MARGIN_S = 60  # renew one whose 2 hours end this close to an invocation's deadline
+KEEPALIVE_S = 30  # while waiting, ping when nothing was received for this long
+PROBE_TIMEOUT_S = 10.0  # the router (a Lambda function, maybe cold) answers a ping by then
+RUNNER_GRACE_S = 45.0  # see PYLIVE_RUNNER_GRACE
+RUNNER_RECONNECT_S = 3.0  # a runner renewing its connection is unregistered this long at most
+TCP_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 DEADLINE_MARGIN_S = 0.1  # answer before Lambda's own timeout would cut the stub off
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
 CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large invoke posted at the same time
@@ -70,6 +91,10 @@ class PyliveRelayError(Exception):
     """The relay connection failed while an invocation was in flight."""
 
 
+class _ConnectionLost(PyliveRelayError):
+    """This container's relay connection closed."""
+
+
 class _Gone(Exception):
     pass
 
@@ -83,6 +108,7 @@ class _Settings:
         self.function_id = env["PYLIVE_FUNCTION_ID"]
         self.ack_timeout = float(env.get("PYLIVE_ACK_TIMEOUT") or 2.0)
         self.liveness_interval = float(env.get("PYLIVE_LIVENESS_INTERVAL") or 1.0)
+        self.runner_grace = float(env.get("PYLIVE_RUNNER_GRACE") or RUNNER_GRACE_S)
         self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.signer = Signer(
             env.get("AWS_ACCESS_KEY_ID", ""),
@@ -109,28 +135,34 @@ class _Connection:
         self.settings = settings
         self.ws: _WebSocket | None = None
         self.opened = 0.0
-        self.last_active = 0.0
+        self.last_received = 0.0  # epoch seconds a frame last arrived: the only proof it works
         self.connection_id: str | None = None
         self.runner_id: str | None = None
         self.reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
+        self.pending: deque[protocol.Message] = deque()  # received while awaiting `whoami`
         self._client: Any = None
 
     # -- the WebSocket ---------------------------------------------------------------------
 
-    def ensure_open(self) -> _WebSocket:
+    def ensure_open(self, until: float = 0.0) -> _WebSocket:
+        """The open connection, renewed first if it may be dead or would not last ``until``
+        (epoch seconds: the invocation's deadline)."""
         now = time.time()
         ws = self.ws
         if ws is not None:
             ws.poll()  # a close (the gateway went away) may be waiting unread
         if ws is not None and (
-            ws.closed or now - self.last_active > IDLE_RENEW_S or now - self.opened > AGE_RENEW_S
+            ws.closed
+            or now - self.last_received > IDLE_RENEW_S
+            or max(now, until) + AGE_MARGIN_S - self.opened > MAX_DURATION_S
         ):
             self.close()
             ws = None
         if ws is None:
             ws = self.ws = _WebSocket(self._signed_url(), timeout=10)
-            self.opened = self.last_active = time.time()
+            self.opened = self.last_received = time.time()
             self.reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
+            self.pending.clear()
             self.whoami()
         return ws
 
@@ -147,22 +179,22 @@ class _Connection:
         return s.signer.presign(f"{s.relay_url}?{query}", expires=300)
 
     def whoami(self) -> None:
-        """Ask the router for this connection's id and the runner's."""
+        """Ask the router for this connection's id and the runner's; relay messages that
+        arrive meanwhile are kept for :meth:`receive`."""
         ws = self.ws
         assert ws is not None
-        try:
-            ws.send('{"action":"whoami"}')
-        except _Closed:
-            self.close()
-            raise PyliveRelayError("the relay connection closed; retry the invocation") from None
+        self.send(ws, '{"action":"whoami"}')
         end = time.monotonic() + max(self.settings.ack_timeout, 5.0)
         while True:
             frame = self._recv(ws, end - time.monotonic())
             if frame is None:
-                raise PyliveRelayError("the relay did not answer `whoami` within 5 s")
+                raise _ConnectionLost("the relay did not answer `whoami` within 5 s")
             try:
                 body = json.loads(frame)
             except ValueError:
+                continue
+            if isinstance(body, dict) and body.get("action"):
+                self._keep(frame)
                 continue
             if isinstance(body, dict) and body.get("type") == "whoami":
                 self.connection_id = body.get("connection_id")
@@ -171,6 +203,18 @@ class _Connection:
             if isinstance(body, dict) and body.get("message") and "connectionId" in body:
                 raise PyliveRelayError(f"the relay answered `whoami` with {body['message']!r}")
 
+    def send(self, ws: _WebSocket, text: str) -> None:
+        try:
+            ws.send(text)
+        except _Closed:
+            self.close()
+            raise _ConnectionLost("the relay connection closed") from None
+
+    def ping(self) -> None:
+        """Ask the router for a pong: proof, when it comes, that the connection works."""
+        assert self.ws is not None
+        self.send(self.ws, protocol.encode(protocol.Ping(id=os.urandom(4).hex())))
+
     def _recv(self, ws: _WebSocket, timeout: float) -> str | None:
         if timeout <= 0:
             return None
@@ -178,14 +222,26 @@ class _Connection:
             frame = ws.recv(timeout)
         except _Closed:
             self.close()
-            raise PyliveRelayError("the relay connection closed during the invocation") from None
+            raise _ConnectionLost("the relay connection closed during the invocation") from None
         if frame is None:
             return None
-        self.last_active = time.time()
+        self.last_received = time.time()
         return frame if isinstance(frame, str) else frame.decode()
+
+    def _keep(self, frame: str) -> protocol.Message | None:
+        try:
+            message = self.reassembler.feed(frame)
+        except protocol.ProtocolError as exc:
+            print(f"pylive: ignored a relay message: {exc}")
+            return None
+        if message is not None:
+            self.pending.append(message)
+        return message
 
     def receive(self, timeout: float) -> protocol.Message | None:
         """The next complete relay message, or None after ``timeout`` seconds."""
+        if self.pending:
+            return self.pending.popleft()
         ws = self.ws
         assert ws is not None
         end = time.monotonic() + timeout
@@ -193,13 +249,8 @@ class _Connection:
             frame = self._recv(ws, end - time.monotonic())
             if frame is None:
                 return None
-            try:
-                message = self.reassembler.feed(frame)
-            except protocol.ProtocolError as exc:
-                print(f"pylive: ignored a relay message: {exc}")
-                continue
-            if message is not None:
-                return message
+            if self._keep(frame) is not None:
+                return self.pending.popleft()
 
     # -- @connections ----------------------------------------------------------------------
 
@@ -214,14 +265,12 @@ class _Connection:
         """POST ``data`` to a connection; with ``read_answer=False`` the answer is left for
         :meth:`finish_post` to read (and raise on)."""
         self.api.send("POST", connection_id, data)
-        self.last_active = time.time()
         if read_answer:
             self.finish_post()
 
     def post_all(self, connection_id: str, frames: list[str]) -> None:
         """POST the chunks of a large message (see :meth:`_ConnectionsApi.post_all`)."""
         answers = self.api.post_all(connection_id, [frame.encode() for frame in frames])
-        self.last_active = time.time()
         for status, body in answers:
             _check_post(status, body)
 
@@ -573,6 +622,12 @@ class _Http:
 def _open_socket(host: str, port: int, *, tls: bool, timeout: float) -> socket.socket:
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Kernel probes keep a NAT's mapping alive while the container runs and find a dead peer.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in TCP_KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
     if tls:
         return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
     return sock
@@ -594,14 +649,13 @@ def handler(event: Any, context: Any) -> Any:
     conn = _connection()
     settings = conn.settings
     deadline_ms = int(time.time() * 1000) + int(context.get_remaining_time_in_millis())
-    conn.ensure_open()
+    conn.ensure_open(until=deadline_ms / 1000)
     if conn.runner_id is None:
         conn.whoami()
     if conn.runner_id is None:
         raise settings.not_running("no runner is connected")
-    request_id = str(context.aws_request_id)
     invoke = protocol.Invoke(
-        request_id=request_id,
+        request_id=str(context.aws_request_id),
         function_id=settings.function_id,
         deadline_ms=deadline_ms,
         event=event,
@@ -614,86 +668,204 @@ def handler(event: Any, context: Any) -> Any:
         environment=settings.environment,
         reply_to=conn.connection_id,
     )
-    encoded = protocol.encode(invoke)
-    if len(encoded) > MAX_MESSAGE_BYTES:  # the runner would drop it: say so, not "not running"
-        raise PyliveRelayError(
-            f"the invocation of {settings.function_id} is {len(encoded)} bytes encoded, over "
-            f"the relay's limit of {MAX_MESSAGE_BYTES} bytes for one message"
+    return _Relayed(conn, invoke).answer()
+
+
+class _Relayed:
+    """One invocation relayed to the runner, until its answer is in: the invoke (posted again
+    after a reconnect, to the stub's new connection or to the runner's) and its progress."""
+
+    def __init__(self, conn: _Connection, invoke: protocol.Invoke) -> None:
+        self.conn = conn
+        self.settings = conn.settings
+        self.invoke = invoke
+        self.frames = self._frames()
+        self.acked = False
+        self.ack_end = time.monotonic() + self.settings.ack_timeout
+        self.grace_end: float | None = None  # set at the first ack timeout
+        self.probe_sent: float | None = None  # epoch seconds of an unanswered ping
+
+    @property
+    def deadline(self) -> float:
+        return self.invoke.deadline_ms / 1000
+
+    def _frames(self) -> list[str]:
+        encoded = protocol.encode(self.invoke)
+        if len(encoded) > MAX_MESSAGE_BYTES:  # the runner would drop it: say so
+            raise PyliveRelayError(
+                f"the invocation of {self.settings.function_id} is {len(encoded)} bytes "
+                f"encoded, over the relay's limit of {MAX_MESSAGE_BYTES} bytes for one message"
+            )
+        return protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
+
+    # -- posting the invoke ----------------------------------------------------------------
+
+    def _post(self, *, read_last_answer: bool = True) -> None:
+        """Post the invoke to the runner: one frame with its answer left unread unless
+        ``read_last_answer``; the chunks of a large one several at a time, answers read."""
+        conn = self.conn
+        assert conn.runner_id is not None
+        if len(self.frames) == 1:
+            conn.post(conn.runner_id, self.frames[0].encode(), read_answer=read_last_answer)
+        else:
+            conn.post_all(conn.runner_id, self.frames)
+
+    def _post_again(self) -> None:
+        """The runner's connection is gone; it may have reconnected under a new id."""
+        self.conn.whoami()
+        if self.conn.runner_id is not None:
+            try:
+                self._post()
+                self.ack_end = time.monotonic() + self.settings.ack_timeout
+                return
+            except _Gone:
+                pass
+        raise self._runner_gone("its connection is gone")
+
+    def _repost(self) -> None:
+        """Post the invoke again, answers to this connection; ``resume`` once acked, so a
+        runner that does not know it any more says so instead of running it again."""
+        self.invoke = dataclasses.replace(
+            self.invoke, reply_to=self.conn.connection_id, resume=self.acked
         )
-    frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
-    try:
-        _post(conn, frames, read_last_answer=False)
-    except _Gone:
-        _post_again(conn, frames)
-    return _await_answer(conn, request_id, deadline_ms, frames)
-
-
-def _post(conn: _Connection, frames: list[str], *, read_last_answer: bool = True) -> None:
-    """Post the invoke to the runner: one frame with its answer left unread unless
-    ``read_last_answer``; the chunks of a large one several at a time, answers read."""
-    assert conn.runner_id is not None
-    if len(frames) == 1:
-        conn.post(conn.runner_id, frames[0].encode(), read_answer=read_last_answer)
-    else:
-        conn.post_all(conn.runner_id, frames)
-
-
-def _post_again(conn: _Connection, frames: list[str]) -> None:
-    """The runner's connection is gone; it may have reconnected under a new id."""
-    conn.whoami()
-    if conn.runner_id is not None:
+        self.frames = self._frames()
+        self.probe_sent = None
         try:
-            _post(conn, frames)
-            return
+            self._post()
         except _Gone:
-            pass
-    raise conn.settings.not_running("its connection is gone")
+            self._post_again()
+        self.ack_end = time.monotonic() + self.settings.ack_timeout
 
+    def _runner_gone(self, why: str) -> Exception:
+        self.conn.runner_id = None
+        if not self.acked:
+            return self.settings.not_running(why)
+        return PyliveRelayError(
+            f"pylive dev for stage {self.settings.stage} disconnected while running "
+            f"{self.settings.function_id}; the invocation was lost"
+        )
 
-def _await_answer(conn: _Connection, request_id: str, deadline_ms: int, frames: list[str]) -> Any:
-    settings = conn.settings
-    acked = False
-    ack_end = time.monotonic() + settings.ack_timeout
-    while True:
-        remaining = deadline_ms / 1000 - DEADLINE_MARGIN_S - time.time()
+    # -- recovering ------------------------------------------------------------------------
+
+    def _reconnect(self) -> None:
+        """This connection died (closed, or a ping went unanswered): open a new one and
+        post the invoke again, so the answer comes there."""
+        self.conn.close()
+        self.conn.ensure_open(until=self.deadline)
+        if self.conn.runner_id is None:
+            raise self._runner_gone("no runner is connected")
+        self._repost()
+
+    def _no_ack(self) -> None:
+        """No ack in time: prove this connection with ``whoami`` (which also gives the
+        runner's current id) and post again to a runner that reconnected; a registered runner
+        that stays silent gets ``runner_grace`` seconds to come back."""
+        if self.grace_end is None:
+            self.grace_end = time.monotonic() + self.settings.runner_grace
+        before = self.conn.runner_id
+        try:
+            self.conn.whoami()
+        except _ConnectionLost:
+            self._reconnect()
+            return
+        if self.conn.runner_id is None:
+            raise self.settings.not_running("no runner is connected")
+        if self.conn.runner_id != before:
+            self._repost()
+            return
+        if time.monotonic() >= self.grace_end:
+            waited = self.settings.ack_timeout + self.settings.runner_grace
+            raise self.settings.not_running(f"no answer within {waited:g} s")
+        self.ack_end = time.monotonic() + self.settings.ack_timeout
+
+    def _check_runner(self) -> None:
+        """While the invocation runs: is the runner's connection still there? A runner that
+        renewed its connection (or reconnected) is asked again for the invocation."""
+        if self.conn.runner_alive():
+            return
+        before = self.conn.runner_id
+        end = time.monotonic() + RUNNER_RECONNECT_S
+        while True:
+            self.conn.whoami()
+            if self.conn.runner_id not in (None, before) or time.monotonic() >= end:
+                break
+            time.sleep(0.2)  # a runner renewing its connection registers again at once
+        if self.conn.runner_id in (None, before):
+            raise self._runner_gone("its connection is gone")
+        self._repost()
+
+    def _keepalive(self) -> float:
+        """Ping when nothing was received for ``KEEPALIVE_S``; a ping unanswered for
+        ``PROBE_TIMEOUT_S`` means the connection is dead. Seconds until the next check."""
+        now = time.time()
+        if self.probe_sent is not None:
+            if self.conn.last_received >= self.probe_sent:
+                self.probe_sent = None
+            elif now - self.probe_sent >= PROBE_TIMEOUT_S:
+                self._reconnect()
+                return 0.0
+            else:
+                return self.probe_sent + PROBE_TIMEOUT_S - now
+        quiet = now - self.conn.last_received
+        if quiet < KEEPALIVE_S:
+            return KEEPALIVE_S - quiet
+        self.conn.ping()
+        self.probe_sent = now
+        return PROBE_TIMEOUT_S
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def answer(self) -> Any:
+        try:
+            self._post(read_last_answer=False)
+        except _Gone:
+            self._post_again()
+        while True:
+            try:
+                message = self._next()
+            except _ConnectionLost:
+                self._reconnect()
+                continue
+            if message is None:
+                continue
+            if getattr(message, "request_id", None) != self.invoke.request_id:
+                continue  # a pong, or a late answer to an earlier invocation
+            if isinstance(message, protocol.Ack):
+                self.acked = True
+            elif isinstance(message, protocol.Result):
+                return message.payload
+            elif isinstance(message, protocol.Error):
+                raise _remote_error(message)
+            elif isinstance(message, protocol.Log):
+                print(message.text, end="" if message.text.endswith("\n") else "\n")
+
+    def _next(self) -> protocol.Message | None:
+        """The next message within a short wait, after the checks that are due."""
+        conn, settings = self.conn, self.settings
+        remaining = self.deadline - DEADLINE_MARGIN_S - time.time()
         if remaining <= 0:
             raise PyliveRelayTimeout(
                 f"{settings.function_id} did not answer before its deadline on the developer's "
                 f"machine (stage {settings.stage})"
             )
-        if acked:
+        if self.acked:
             wait = min(remaining, settings.liveness_interval)
         else:
-            wait = min(remaining, ack_end - time.monotonic())
+            wait = min(remaining, self.ack_end - time.monotonic())
             if wait <= 0:
-                raise settings.not_running(f"no answer within {settings.ack_timeout:g} s")
+                self._no_ack()
+                return None
+        wait = min(wait, self._keepalive())
         unread = conn.post_unread
         message = conn.receive(min(wait, POST_ANSWER_WAIT_S) if unread else wait)
         if unread:
             try:
                 conn.finish_post()
             except _Gone:  # the runner never saw the invoke
-                _post_again(conn, frames)
-                ack_end = time.monotonic() + settings.ack_timeout
-                continue
-        if message is None:
-            if acked and not conn.runner_alive():
-                conn.runner_id = None
-                raise PyliveRelayError(
-                    f"pylive dev for stage {settings.stage} disconnected while running "
-                    f"{settings.function_id}; the invocation was lost"
-                )
-            continue
-        if getattr(message, "request_id", None) != request_id:
-            continue  # a late answer to an earlier invocation
-        if isinstance(message, protocol.Ack):
-            acked = True
-        elif isinstance(message, protocol.Result):
-            return message.payload
-        elif isinstance(message, protocol.Error):
-            raise _remote_error(message)
-        elif isinstance(message, protocol.Log):
-            print(message.text, end="" if message.text.endswith("\n") else "\n")
+                self._post_again()
+        if message is None and self.acked:
+            self._check_runner()
+        return message
 
 
 def _remote_error(error: protocol.Error) -> Exception:

@@ -54,6 +54,7 @@ ALL_MESSAGES = [
     Register(app="shop", stage="dev", runner_id="r-1"),
     INVOKE,
     Invoke("r2", "f", 0, None, InvokeContext("arn")),
+    Invoke("r3", "f", 0, {}, InvokeContext("arn"), reply_to="S2=", resume=True),
     Ack("req-1"),
     Result("req-1", {"statusCode": 200, "body": "ok"}),
     Result("req-1", "hello"),
@@ -123,6 +124,12 @@ def test_unknown_extra_fields_are_ignored() -> None:
             ' "deadline_ms": 1, "event": {}, "environment": {"AWS_SECRET_ACCESS_KEY": "s"},'
             ' "context": {"invoked_function_arn": "a"}}',
             "carries credentials (AWS_SECRET_ACCESS_KEY)",
+        ),
+        (
+            '{"action": "invoke", "v": 1, "request_id": "r", "function_id": "f",'
+            ' "deadline_ms": 1, "event": {}, "environment": {}, "resume": 1,'
+            ' "context": {"invoked_function_arn": "a"}}',
+            "field 'resume' must be true or false",
         ),
         ('{"action": "error", "v": 1, "request_id": "r", "error": {}}', "'errorMessage'"),
         (

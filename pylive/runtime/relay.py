@@ -3,15 +3,24 @@ and sends the answers back.
 
 It holds one WebSocket connection to the relay API (``?role=runner&app=&stage=``, SigV4
 query-signed), reconnecting with backoff when the gateway drops it and renewing it before
-API Gateway's 2-hour limit. A ``ping`` every few minutes keeps it from idling out and proves
-it alive: the router answers ``pong``, and without one within ``probe_timeout`` the client
-reconnects (API Gateway answers no WebSocket-level pings, and a connection that died while
-the laptop was offline can look open for many minutes). When the wall clock jumps ahead of
-the monotonic one (the machine slept), it pings at once. Each
+API Gateway's 2-hour limit. Only frames received prove the connection works: when nothing
+has arrived for ``keepalive`` seconds (30), a ``ping`` goes to the router, which answers
+``pong``; without one within ``probe_timeout`` the client reconnects. That keeps the
+connection from idling out (10 minutes at API Gateway, less at some NATs) and finds a path
+that died silently (API Gateway answers no WebSocket-level pings, and a connection that died
+while the laptop was offline looks open; an invoke posted to it is lost until the runner
+reconnects and the stub posts it again). TCP keepalive runs on the socket too. When the wall
+clock jumps ahead of the monotonic one (the machine slept), it pings at once. Each
 ``invoke`` (chunks are reassembled) runs on the pool; an ``ack`` goes to the stub only if the
 answer is not ready within ``ack_after`` (100 ms), so a fast warm invocation costs exactly two
 @connections calls (the stub's invoke, the runner's answer). The ``result`` or ``error`` goes
 to the stub's connection (``reply_to``) through @connections, split into chunks when large.
+
+An invoke whose request id the runner knows is the stub asking again, after it reconnected
+or saw the runner do so: a running invocation is acked and answered at the new ``reply_to``;
+a recent answer (the last ``ANSWERS_KEPT``, for ``ANSWER_KEEP_S``) is sent there again; one
+it never saw is run, unless marked ``resume`` (it was acked by an earlier runner process),
+which gets an error instead of a second run.
 
 Temporary credentials (SSO, an assumed role) expire while a session runs for hours: with a
 ``credentials`` source, the client asks it again every few minutes (off the event loop) and
@@ -29,7 +38,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -44,7 +55,7 @@ from pylive.runtime.pool import InvokeResult
 from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
-KEEPALIVE_S = 5 * 60  # API Gateway closes connections idle for 10 minutes
+KEEPALIVE_S = 30.0  # ping when nothing was received for this long (idle limits: 10 min, NATs)
 PROBE_TIMEOUT_S = 10.0  # the router (a Lambda function, maybe cold) answers a ping by then
 TICK_S = 1.0  # how often the watchdog looks at the clocks
 SLEPT_S = 3.0  # wall time gained over monotonic time that means the machine was asleep
@@ -53,6 +64,10 @@ RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
 CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large answer posted at the same time
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+ANSWERS_KEPT = 64  # recent answers kept for a stub that asks again after a reconnect
+ANSWER_KEEP_S = 120.0
+ANSWERS_KEPT_BYTES = 32 * 1024 * 1024
+TCP_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 5.0
 
@@ -139,6 +154,10 @@ class RelayClient:
         self.connects = 0
         self.connections = ConnectionsClient(endpoint.connections_url, endpoint.signer())
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_received = time.monotonic()
+        # Where each running invocation's answer goes (the stub may reconnect meanwhile).
+        self._running: dict[str, list[str]] = {}
+        self._answers = _RecentAnswers(ANSWERS_KEPT, ANSWERS_KEPT_BYTES, ANSWER_KEEP_S)
 
     async def run(self) -> Outcome:
         """Serve until ``stop`` is set (``"stopped"``) or another runner took over
@@ -163,6 +182,7 @@ class RelayClient:
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
                     continue
                 backoff = BACKOFF_FIRST_S
+                _tcp_keepalive(ws)
                 self.connects += 1
                 if self.connects > 1:
                     self.log("relay connection restored")
@@ -214,6 +234,7 @@ class RelayClient:
         closer = asyncio.create_task(self._watch(ws, opened))
         try:
             async for frame in ws:
+                self._last_received = time.monotonic()
                 try:
                     message = reassembler.feed(frame)
                 except protocol.ProtocolError as exc:
@@ -241,11 +262,11 @@ class RelayClient:
         return None
 
     async def _watch(self, ws: ClientConnection, opened: float) -> None:
-        """Close on stop; renew before the age limit; every ``keepalive`` seconds, or at once
-        after the machine slept, check with a ping that the connection still works, and close
-        it (``run`` then reconnects) when no pong comes back."""
+        """Close on stop; renew before the age limit; when nothing was received for
+        ``keepalive`` seconds, or at once after the machine slept, check with a ping that the
+        connection still works, and close it (``run`` then reconnects) when no pong comes."""
         stopper = asyncio.ensure_future(self.stop.wait())
-        last_ping = time.monotonic()
+        self._last_received = time.monotonic()
         wall, mono = self.wall_clock(), time.monotonic()
         try:
             while True:
@@ -261,9 +282,8 @@ class RelayClient:
                     return
                 if slept >= SLEPT_S:
                     self.log(f"resumed after about {slept:.0f} s asleep; checking the relay")
-                elif now_mono - last_ping < self.keepalive:
+                elif now_mono - self._last_received < self.keepalive:
                     continue
-                last_ping = now_mono
                 if not await self._probe(ws, stopper):
                     self.log(
                         f"the relay did not answer a ping within {self.probe_timeout:g} s; "
@@ -282,7 +302,9 @@ class RelayClient:
         self._pongs[ping.id] = waiter
         try:
             await ws.send(protocol.encode(ping))
-            await asyncio.wait({waiter, stopper}, timeout=self.probe_timeout)
+            await asyncio.wait(
+                {waiter, stopper}, timeout=self.probe_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         except ConnectionClosed:
             return False
         finally:
@@ -296,12 +318,18 @@ class RelayClient:
 
     async def _handle(self, invoke: protocol.Invoke) -> None:
         reply_to = invoke.reply_to
+        request_id = invoke.request_id
         if reply_to is None:
-            self.log(f"invoke {invoke.request_id} names no connection to answer (dropped)")
+            self.log(f"invoke {request_id} names no connection to answer (dropped)")
             return
+        again = self._asked_again(invoke, reply_to)
+        if again is not None:
+            await self._answer(reply_to, again)
+            return
+        target = self._running[request_id] = [reply_to]
         # Fires only while the invocation still runs (it is cancelled as soon as it ends).
         ack = asyncio.get_running_loop().call_later(
-            self.ack_after, self._ack, reply_to, invoke.request_id
+            self.ack_after, lambda: self._ack(target[0], request_id)
         )
         try:
             result = await self._run(invoke)
@@ -311,7 +339,28 @@ class RelayClient:
             result = _internal_error(invoke, exc)
         finally:
             ack.cancel()
-        await self._answer(reply_to, _answer(invoke.request_id, result))
+            del self._running[request_id]
+        answer = _answer(request_id, result)
+        self._answers.keep(request_id, answer, len(result.body))
+        await self._answer(target[0], answer)
+
+    def _asked_again(self, invoke: protocol.Invoke, reply_to: str) -> protocol.Message | None:
+        """The answer to an invoke the stub posted again (see the module's doc); None for
+        one to run."""
+        request_id = invoke.request_id
+        running = self._running.get(request_id)
+        if running is not None:
+            running[0] = reply_to
+            return protocol.Ack(request_id)
+        answer = self._answers.get(request_id)
+        if answer is not None or not invoke.resume:
+            return answer
+        lost = {
+            "errorMessage": f"pylive dev (stage {self.endpoint.stage}) restarted while running "
+            f"{invoke.function_id}; the invocation was lost",
+            "errorType": "PyliveRelayError",
+        }
+        return protocol.Error(request_id, lost)
 
     async def _run(self, invoke: protocol.Invoke) -> InvokeResult:
         if self.prepare is not None:
@@ -425,6 +474,44 @@ def _replaced_reason(frame: str | bytes) -> str | None:
     if isinstance(body, dict) and body.get("action") == "replaced":
         return str(body.get("reason") or "another runner registered for this stage")
     return None
+
+
+class _RecentAnswers:
+    """The last answers sent, for a stub that asks again: at most ``count`` of them, about
+    ``max_bytes`` in all, each for ``keep_s`` seconds."""
+
+    def __init__(self, count: int, max_bytes: int, keep_s: float) -> None:
+        self.count, self.max_bytes, self.keep_s = count, max_bytes, keep_s
+        self._kept: OrderedDict[str, tuple[float, int, protocol.Message]] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, request_id: str, answer: protocol.Message, size: int) -> None:
+        self._kept[request_id] = (time.monotonic(), size, answer)
+        self._bytes += size
+        while self._kept and (len(self._kept) > self.count or self._bytes > self.max_bytes):
+            self._bytes -= self._kept.popitem(last=False)[1][1]
+
+    def get(self, request_id: str) -> protocol.Message | None:
+        kept = self._kept.get(request_id)
+        if kept is None or time.monotonic() - kept[0] > self.keep_s:
+            return None
+        return kept[2]
+
+
+def _tcp_keepalive(ws: ClientConnection) -> None:
+    """Kernel keepalive probes on the connection's socket: they keep NAT mappings alive and
+    find a peer that is gone."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in TCP_KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _rid(message: protocol.Message) -> str:

@@ -140,7 +140,7 @@ def test_a_runner_that_reconnected_is_found_again() -> None:
 def test_no_answer_within_the_ack_timeout_means_dev_is_not_running() -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "nothing"):
-            cloud.add_stub(ack=0.3)
+            cloud.add_stub(ack=0.3, RUNNER_GRACE_S=0)
             started = time.monotonic()
             ok, body = await cloud.invoke({})
             assert time.monotonic() - started < 2
