@@ -107,7 +107,7 @@ class Console:
             line += self._paint(" (replay)", "dim")
         self._write(line)
         if self.level == "verbose":
-            self._block("event", record.event_value())
+            self._block("event", _redacted(record.event_value()))
             self._block("error" if error is not None else "result", record.result_value())
 
     def _block(self, label: str, value: Any) -> None:
@@ -116,3 +116,25 @@ class Console:
             text = [*text[:VERBOSE_MAX_LINES], f"... ({len(text) - VERBOSE_MAX_LINES} more lines)"]
         for line in text:
             self._write(self._paint(f"  {label} |", "dim") + " " + line)
+
+
+# Request headers that carry credentials: not printed (the record keeps them, for replay).
+SECRET_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-amz-security-token"}
+)
+
+
+def _redacted(event: Any) -> Any:
+    if not isinstance(event, dict):
+        return event
+    copy = dict(event)
+    for key in ("headers", "multiValueHeaders"):
+        headers = copy.get(key)
+        if isinstance(headers, dict):
+            copy[key] = {
+                name: "[redacted]" if name.lower() in SECRET_HEADERS else value
+                for name, value in headers.items()
+            }
+    if isinstance(copy.get("cookies"), list):
+        copy["cookies"] = ["[redacted]"]
+    return copy

@@ -63,3 +63,20 @@ def test_colour_follows_the_status() -> None:
         console.invocation(record)
     first, second = out.getvalue().splitlines()
     assert "\x1b[32m201\x1b[0m" in first and "\x1b[31merror\x1b[0m" in second
+
+
+def test_verbose_leaves_credentials_out() -> None:
+    async def run() -> Invocation:
+        log = InvocationLog(None)
+        event = sample_event("http")
+        event["headers"]["authorization"] = "Bearer s3cret"
+        event["cookies"] = ["session=s3cret"]
+        record = log.begin("hello", "r1", json.dumps(event).encode())
+        log.end(record, True, b"{}", 1.0)
+        return record
+
+    record = asyncio.run(run())
+    out = io.StringIO()
+    Console(out, color=False, level="verbose").invocation(record)
+    assert "s3cret" not in out.getvalue() and '"authorization": "[redacted]"' in out.getvalue()
+    assert b"s3cret" in record.event  # the record keeps the event as it came, for replay

@@ -237,6 +237,8 @@ class InvocationLog:
         if self._replays:
             record.replay_of = self._replays.pop(request_id, None)
         records = self._records
+        if request_id in records:  # the same request again (Lambda's retries keep the id)
+            del records[request_id]
         records[request_id] = record
         if len(records) > self.max_records:
             records.popitem(last=False)

@@ -85,6 +85,9 @@ class ConsoleApp:
         if parts == ["session"] and method == "GET":
             await _send_json(send, 200, {"app": self.info.app, "mode": self.info.mode})
         elif parts == ["invocations"] and method == "GET":
+            if not query.get("limit", "1").isdigit():
+                await _send_json(send, 400, {"error": "limit is a number of invocations"})
+                return
             await _send_json(send, 200, self.list(query))
         elif parts == ["stream"] and method == "GET":
             await self._stream(send)

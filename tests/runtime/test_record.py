@@ -148,3 +148,13 @@ def _decoded_http(record: object) -> tuple[str, str, str]:
     event = record.event_value()  # type: ignore[attr-defined]
     http = event["requestContext"]["http"]
     return http["method"], event["rawPath"], event["routeKey"]
+
+
+def test_a_request_id_seen_again_is_the_newest_record() -> None:
+    async def go() -> list[str]:
+        log = InvocationLog(None)
+        for request_id in ("a", "b", "a"):
+            log.end(log.begin("f", request_id, b"{}"), True, b"null", 1.0)
+        return [r.id for r in log]
+
+    assert asyncio.run(go()) == ["b", "a"]

@@ -110,3 +110,4 @@ def test_the_list_filters_by_function_status_and_text() -> None:
     assert status == 200 and detail["source"] == "sqs"
     assert detail["error_detail"] == {"errorType": "E", "errorMessage": "bad", "stackTrace": []}
     assert _call(app, "GET", "/api/invocations/nope", good)[0] == 404
+    assert _call(app, "GET", "/api/invocations?limit=x", good)[0] == 400
