@@ -287,19 +287,40 @@ _STAGE_HELP = "Stage name (default: [tool.pylive] stage, else 'dev')."
     "--out",
     "-o",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to write the cloud assembly (default: cdk.out in the app root).",
+    help="Where to write the cloud assembly (default: cdk.out in the app root; with --dev, "
+    "cdk.out-dev).",
 )
-def synth(stage: str | None, out: Path | None) -> None:
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Write what `pylive dev` deploys: the debug stack and the app with relay stubs.",
+)
+def synth(stage: str | None, out: Path | None, dev: bool) -> None:
     """Write the stage's CloudFormation templates and assets (deploy mode) to a folder.
 
     Functions are bundled with their requirements, as `pylive deploy` does; no AWS
-    credentials are needed.
+    credentials are needed. With --dev: what `pylive dev` deploys instead, the stage's
+    debug stack (in <out>/debug) and the app in dev mode, each function replaced by the
+    relay stub (in <out>/app), to review or lint before deploying.
     """
     from pylive.config import load_config
     from pylive.console import Console
-    from pylive.deploy import synth as synth_stage
 
     config = load_config(stage=stage)
+    if dev:
+        from pylive.deploy import PLACEHOLDER_API_ID, synth_dev
+
+        target = (out or config.root / "cdk.out-dev").resolve()
+        written = synth_dev(config, Console(), target)
+        for stack in [*written.debug, *written.app]:
+            click.echo(f"{stack.stack_name}  {_relative(stack.template)}")
+        click.echo(
+            f"The stubs name the relay API {PLACEHOLDER_API_ID!r} as a placeholder; "
+            "`pylive dev` deploys the debug stack first and gives them its id."
+        )
+        return
+    from pylive.deploy import synth as synth_stage
+
     target = (out or config.root / "cdk.out").resolve()
     stacks = synth_stage(config, Console(), target)
     for stack in stacks:

@@ -69,6 +69,43 @@ def synth(config: AppConfig, console: Console, out: Path | None = None) -> list[
     return _synth(config, console, out or stage_dir(config) / "cdk.out", target=None)
 
 
+# `pylive synth --dev` writes the stubs before any relay exists: the relay's API id in their
+# settings is this (ten characters, like an API Gateway id) until `pylive dev` deploys it.
+PLACEHOLDER_API_ID = "relayapiid"
+DEV_SUBDIRS = ("debug", "app")  # what `pylive dev` deploys, in its order
+
+
+@dataclass(frozen=True)
+class DevAssemblies:
+    """What `pylive synth --dev` wrote: the debug stack's and the app's stacks."""
+
+    debug: list[StackArtifact]
+    app: list[StackArtifact]
+
+
+def placeholder_relay(config: AppConfig) -> dict[str, str]:
+    """Relay settings (CDK context ``pylive:relay``) of a relay not deployed yet."""
+    host = f"{PLACEHOLDER_API_ID}.execute-api.{config.region}.amazonaws.com"
+    return {
+        "app": config.name,
+        "stage": config.stage,
+        "api_id": PLACEHOLDER_API_ID,
+        "relay_url": f"wss://{host}/{config.stage}",
+        "callback_url": f"https://{host}/{config.stage}",
+    }
+
+
+def synth_dev(config: AppConfig, console: Console, out: Path) -> DevAssemblies:
+    """Synthesize what `pylive dev` deploys, to review and lint it: the stage's debug stack
+    into ``out/debug`` and the app in dev mode (the relay stub in place of each function)
+    into ``out/app``, with :func:`placeholder_relay`'s settings. Needs no AWS credentials."""
+    validate_stage(config.stage)
+    debug = _synth(config, console, out / "debug", target=None, mode="debug")
+    relay = {"PYLIVE_RELAY": json.dumps(placeholder_relay(config))}
+    app = _synth(config, console, out / "app", target=None, mode="dev", env=relay)
+    return DevAssemblies(debug=debug, app=app)
+
+
 def deploy(
     config: AppConfig, console: Console, options: DeployOptions | None = None
 ) -> DeployResult:

@@ -1,5 +1,6 @@
 """cfn-lint finds no errors in any template app, synthesized for `pylive deploy` (bundled
-code) and for `pylive dev` (the relay stub in place of each function)."""
+code) and, by `pylive synth --dev`, for `pylive dev` (its debug stack, and the app with the
+relay stub in place of each function)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,6 @@ from pylive.synth import synthesize_assembly
 
 pytestmark = pytest.mark.slow
 
-RELAY = {
-    "app": "placeholder",
-    "stage": "dev",
-    "api_id": "a1b2c3d4e5",
-    "relay_url": "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
-    "callback_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
-}
 CERTIFICATES = {
     "server_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
     "11111111-2222-3333-4444-555555555555",
@@ -57,25 +51,44 @@ def _lint(template: Path) -> list[str]:
     return [line for line in result.stdout.splitlines() if ":E" in line.split(" ", 1)[0]]
 
 
-@pytest.mark.parametrize("mode", ["deploy", "dev"])
 @pytest.mark.parametrize("template", ["starter", "aurora"])
-def test_templates_lint_clean(
-    apps: dict[str, Path], tmp_path: Path, template: str, mode: str
-) -> None:
+def test_templates_lint_clean(apps: dict[str, Path], tmp_path: Path, template: str) -> None:
     config = load_config(apps[template])
     out = tmp_path / "cdk.out"
-    env = {"PYLIVE_RELAY": json.dumps({**RELAY, "app": config.name})} if mode == "dev" else {}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("CDK_")})
-    synthesize_assembly(config, out, mode=mode, env=env, on_warning=lambda line: None)
+    env = {k: v for k, v in os.environ.items() if k.startswith("CDK_")}
+    synthesize_assembly(config, out, mode="deploy", env=env, on_warning=lambda line: None)
     templates = sorted(out.rglob("*.template.json"))
     assert templates, f"no templates in {out}"
     for path in templates:
         assert _lint(path) == [], path.name
-    if mode == "dev":
-        text = "\n".join(p.read_text() for p in templates)
-        assert '"Handler": "stub.handler"' in text or '"Handler":"stub.handler"' in text
     if template == "aurora":
-        _check_the_schema_step_runs_on_deploy_only(templates, mode)
+        _check_the_schema_step_runs_on_deploy_only(templates, "deploy")
+
+
+@pytest.mark.parametrize("template", ["starter", "aurora"])
+def test_synth_dev_writes_what_pylive_dev_deploys_and_it_lints_clean(
+    apps: dict[str, Path], tmp_path: Path, template: str
+) -> None:
+    """`pylive synth --dev`, the real command: the debug stack and the app in dev mode."""
+    out = tmp_path / "dev.out"
+    done = subprocess.run(
+        pylive_cmd("synth", "--dev", "--out", str(out)),
+        cwd=apps[template], capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    debug = sorted((out / "debug").rglob("*.template.json"))
+    app = sorted((out / "app").rglob("*.template.json"))
+    assert len(debug) == 1
+    assert f"{load_config(apps[template]).name}-dev-Debug  " in done.stdout
+    assert app, done.stdout
+    for path in [*debug, *app]:
+        assert _lint(path) == [], path.name
+        assert path.name in done.stdout  # each stack's name and template are printed
+    text = "\n".join(p.read_text() for p in app)
+    assert '"Handler": "stub.handler"' in text or '"Handler":"stub.handler"' in text
+    assert "wss://relayapiid.execute-api." in text
+    if template == "aurora":
+        _check_the_schema_step_runs_on_deploy_only(app, "dev")
 
 
 def _check_the_schema_step_runs_on_deploy_only(templates: list[Path], mode: str) -> None:
