@@ -17,6 +17,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
@@ -32,7 +33,7 @@ from pylive.local.lambda_host import (
 from pylive.local.principals import LOCAL_ACCOUNT, AccessKey, new_key
 from pylive.local.relay_api import LOCAL_API_ID, router_principal, stub_principal
 from pylive.local.store import MemoryTable
-from pylive.local.ws_gateway import WebSocketGateway
+from pylive.local.ws_gateway import GatewayLimits, WebSocketGateway
 from pylive.relay_policy import api_arn
 from pylive.runtime.pool import InvokeResult
 
@@ -63,15 +64,27 @@ HANDLERS = {
         "    time.sleep(2.5)  # past two of the stub's liveness checks\n"
         "    return 'rested'\n"
     ),
+    "wait.py": (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    print('wait started', flush=True)\n"
+        "    time.sleep(event['seconds'])\n"
+        "    return event\n"
+    ),
 }
-TIMEOUTS = {"echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0, "nap": 10.0}
+TIMEOUTS = {
+    "echo": 10.0, "hang": 1.5, "die": 5.0, "big": 10.0, "slow": 8.0, "nap": 10.0, "wait": 20.0
+}  # fmt: skip
 DEV_TIMEOUT = 900.0  # Function(dev_timeout=...)'s default
 
 
 class Cloud:
     """The gateway and the Lambda host on an event loop of their own thread."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, limits: GatewayLimits | None = None, stub_module: dict[str, Any] | None = None
+    ) -> None:
+        self.limits = limits
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -93,9 +106,13 @@ class Cloud:
         self.site = RelaySite(
             gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
         )
-        self.host.add(
-            router_function(signed_by(self.site, router_key), MemoryTable(stale_reads=1.0))
-        )
+        self.table = MemoryTable(stale_reads=1.0)
+        self.host.add(router_function(signed_by(self.site, router_key), self.table))
+
+        def patch(module: ModuleType) -> None:  # the stub's limits, scaled like the gateway's
+            for attribute, value in (stub_module or {}).items():
+                setattr(module, attribute, value)
+
         for name, key in stub_keys.items():
             env = {"AWS_LAMBDA_FUNCTION_NAME": name}
             # As dev mode deploys it: the stub runs with the function's dev_timeout and role;
@@ -103,7 +120,7 @@ class Cloud:
             stub = stub_function(
                 name, signed_by(self.site, key), timeout=DEV_TIMEOUT, lambda_env=env
             )
-            self.host.add(stub)
+            self.host.add(dataclasses.replace(stub, setup=patch))
 
     def _gateway(self, port: int) -> WebSocketGateway:
         return WebSocketGateway(
@@ -113,6 +130,7 @@ class Cloud:
             stage="dev",
             api_id=LOCAL_API_ID,
             port=port,
+            limits=self.limits,
         )
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -121,6 +139,21 @@ class Cloud:
     def invoke(self, name: str, event: Any) -> tuple[bool, Any]:
         result: InvokeResult = self.call(self.host.invoke(name, json.dumps(event).encode()))
         return result.ok, json.loads(result.body)
+
+    def connections_of(self, role: str) -> set[str]:
+        """The ids of the open connections of ``role`` (runner or stub), as the gateway sees
+        them (one whose path died stays open there until the gateway's idle timeout)."""
+        found = set()
+        for cid in self.gateway.connection_ids:
+            item = self.table.get_item(Key={"pk": f"conn#{cid}"}, ConsistentRead=True)
+            if item.get("Item", {}).get("role") == role:
+                found.add(cid)
+        return found
+
+    def connection_of(self, role: str) -> str:
+        """The id of the one open connection of ``role``."""
+        (found,) = self.connections_of(role)
+        return found
 
     def restart_gateway(self) -> None:
         port = self.gateway.port
@@ -165,12 +198,12 @@ def cloud() -> Iterator[Cloud]:
     c.close()
 
 
-def start_runner(cloud: Cloud, app: Path) -> Running:
+def start_runner(cloud: Cloud, app: Path, *options: str) -> Running:
     gw = cloud.gateway
     args = [
         sys.executable, "-m", "pylive.runtime.relay", "--root", str(app),
         "--functions", str(app / "functions.json"), "--ws-url", gw.ws_url,
-        "--connections-url", gw.connections_url, "--app", "shop", "--stage", "dev",
+        "--connections-url", gw.connections_url, "--app", "shop", "--stage", "dev", *options,
     ]  # fmt: skip
     env = {"AWS_ACCESS_KEY_ID": cloud.key, "AWS_SECRET_ACCESS_KEY": cloud.secret}
     running = Running(args, cwd=app, env=env)
@@ -291,3 +324,59 @@ def test_no_runner_is_a_clear_error(cloud: Cloud) -> None:
     assert not ok
     assert body["errorType"] == "PyliveDevNotRunning"
     assert "start `pylive dev --stage dev`" in body["errorMessage"]
+
+
+def test_a_five_second_invocation_completes(cloud: Cloud, runner: Running) -> None:
+    assert cloud.invoke("wait", {"seconds": 5}) == (True, {"seconds": 5})
+
+
+# API Gateway's limits and a NAT gateway's, scaled down about 300 times: idle 10 min -> 2 s,
+# NAT flow 350 s -> 1.2 s; the stub and the runner probe and renew at the same scale.
+SCALED_LIMITS = GatewayLimits(idle_timeout=2.0, flow_idle_timeout=1.2)
+SCALED_STUB = {"KEEPALIVE_S": 0.2, "PROBE_TIMEOUT_S": 1.5, "IDLE_RENEW_S": 0.8}
+SCALED_RUNNER = ("--keepalive", "0.2", "--probe-timeout", "1.5")
+
+
+@pytest.fixture
+def scaled() -> Iterator[Cloud]:
+    c = Cloud(SCALED_LIMITS, SCALED_STUB)
+    yield c
+    c.close()
+
+
+def test_invocations_across_idle_limits_and_behind_a_nat(scaled: Cloud, app: Path) -> None:
+    """A 5 s invocation outlasts two idle limits; a stub idle past the NAT's timeout between
+    invocations renews its connection before the next one."""
+    running = start_runner(scaled, app, *SCALED_RUNNER)
+    try:
+        assert scaled.invoke("wait", {"seconds": 5}) == (True, {"seconds": 5})
+        before = scaled.connections_of("stub")
+        time.sleep(1.5)  # the subject: the stub's container idles past the NAT's timeout
+        assert scaled.invoke("echo", {"after": "idle"}) == (True, {"after": "idle"})
+        assert scaled.connections_of("stub") - before  # it renewed, not used the dead flow
+        running.stop()
+        assert not any("relay connection closed" in line for line in running.lines)
+    finally:
+        running.stop()
+
+
+def test_silently_dropped_flows_lose_no_invocation(scaled: Cloud, app: Path) -> None:
+    """The stub's path dies while its invocation runs, then the runner's while it waits for
+    one: each side notices by an unanswered ping and recovers; every invocation is answered,
+    and runs once."""
+    running = start_runner(scaled, app, *SCALED_RUNNER)
+    try:
+        future = asyncio.run_coroutine_threadsafe(
+            scaled.host.invoke("wait", json.dumps({"seconds": 2}).encode()), scaled.loop
+        )
+        running.wait_line(r"wait started")
+        scaled.loop.call_soon_threadsafe(scaled.gateway.drop_flow, scaled.connection_of("stub"))
+        result = future.result(30)
+        assert result.ok and json.loads(result.body) == {"seconds": 2}, result.body
+        scaled.loop.call_soon_threadsafe(scaled.gateway.drop_flow, scaled.connection_of("runner"))
+        assert scaled.invoke("echo", {"n": 2}) == (True, {"n": 2})
+        running.wait_line(r"did not answer a ping")
+        running.stop()
+        assert sum("wait started" in line for line in running.lines) == 1
+    finally:
+        running.stop()

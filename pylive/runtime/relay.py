@@ -621,6 +621,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--app", required=True)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=KEEPALIVE_S,
+        help="ping the relay when nothing was received for this many seconds",
+    )
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=PROBE_TIMEOUT_S,
+        help="reconnect when a ping is not answered within this many seconds",
+    )
     return parser.parse_args(argv)
 
 
@@ -657,7 +669,15 @@ async def _main(args: argparse.Namespace) -> int:
     )
     try:
         await pool.start(specs)
-        client = RelayClient(endpoint, pool, stop=stop, log=say)
+        client = RelayClient(
+            endpoint,
+            pool,
+            stop=stop,
+            log=say,
+            keepalive=args.keepalive,
+            probe_timeout=args.probe_timeout,
+            tick=min(TICK_S, args.keepalive / 4),
+        )
         waiter = asyncio.ensure_future(client.connected.wait())
         waiter.add_done_callback(lambda _: say("connected"))
         outcome = await client.run()
