@@ -98,7 +98,7 @@ def _offline(config: AppConfig, ref: str | None, function: str | None) -> Replay
         record = log.get(ref)
         if record is None:
             raise UsageError(f"no recorded invocation {ref!r} (see the console's list)")
-    if record.event.endswith(b" kept]"):
+    if record.cut:
         raise UsageError("the recorded event was cut (too large) and cannot be replayed")
     event = record.event
     result = run_event_loop(lambda: invoke_once(config, record.function, event))

@@ -16,7 +16,6 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +29,17 @@ FLUSH_INTERVAL_S = 0.25
 FILE_NAME = "invocations.jsonl"
 
 _UNSET: Any = object()
+_CUT_END = b" kept]"  # how a payload cut at MAX_PAYLOAD_BYTES ends
 
 Listener = Callable[["Invocation", str], None]  # (record, "start" | "end" | "output")
 
 
-@dataclass(eq=False, slots=True)
 class Invocation:
-    """One invocation of one function, as the pool ran it."""
+    """One invocation of one function, as the pool ran it.
 
-    id: str  # the request id
-    function: str
-    event: bytes
-    started: float  # epoch seconds
+    A plain class whose defaults live on the class: creating one on the invocation's path
+    sets five attributes, nothing more."""
+
     duration_ms: float | None = None  # None while it runs
     ok: bool | None = None
     result: bytes = b""
@@ -50,15 +48,37 @@ class Invocation:
     init_ms: float | None = None  # that worker's init, on a cold start
     memory_mb: float | None = None  # the worker's peak resident memory so far (VmHWM)
     replay_of: str | None = None
-    output: list[str] = field(default_factory=list)
     output_bytes: int = 0
-    _log: InvocationLog | None = field(default=None, repr=False)
     # Derived once, when first read (never on the invocation's path).
-    _event_value: Any = field(default=_UNSET, repr=False)
-    _result_value: Any = field(default=_UNSET, repr=False)
-    _source: str | None = field(default=None, repr=False)
-    _http: Any = field(default=_UNSET, repr=False)
-    _http_status: int | None = field(default=None, repr=False)
+    _event_value: Any = _UNSET
+    _result_value: Any = _UNSET
+    _source: str | None = None
+    _http: Any = _UNSET
+    _http_status: int | None = None
+
+    def __init__(
+        self,
+        id: str,  # the request id
+        function: str,
+        event: bytes,
+        started: float,  # epoch seconds
+        *,
+        replay_of: str | None = None,
+        log: InvocationLog | None = None,
+    ) -> None:
+        self.id = id
+        self.function = function
+        self.event = event
+        self.started = started
+        self.output: list[str] = []
+        self._log = log
+        if replay_of is not None:
+            self.replay_of = replay_of
+
+    @property
+    def cut(self) -> bool:
+        """The event was larger than MAX_PAYLOAD_BYTES: only its start is kept."""
+        return self.event.endswith(_CUT_END)
 
     @property
     def status(self) -> str:
@@ -198,20 +218,20 @@ class Invocation:
     def from_json(cls, text: str) -> Invocation:
         data = json.loads(text)
         record = cls(
-            id=str(data["id"]),
-            function=str(data["function"]),
-            event=str(data["event"]).encode(),
-            started=float(data["started"]),
-            duration_ms=data.get("duration_ms"),
-            ok=data.get("ok"),
-            result=str(data.get("result", "")).encode(),
-            content_type=str(data.get("content_type", "application/json")),
-            cold=bool(data.get("cold")),
-            init_ms=data.get("init_ms"),
-            memory_mb=data.get("memory_mb"),
+            str(data["id"]),
+            str(data["function"]),
+            str(data["event"]).encode(),
+            float(data["started"]),
             replay_of=data.get("replay_of"),
-            output=[str(line) for line in data.get("output", [])],
         )
+        record.result = str(data.get("result", "")).encode()
+        record.duration_ms = data.get("duration_ms")
+        record.ok = data.get("ok")
+        record.content_type = str(data.get("content_type", "application/json"))
+        record.cold = bool(data.get("cold"))
+        record.init_ms = data.get("init_ms")
+        record.memory_mb = data.get("memory_mb")
+        record.output = [str(line) for line in data.get("output", [])]
         record.output_bytes = sum(len(line) + 1 for line in record.output)
         return record
 
@@ -233,7 +253,7 @@ class InvocationLog:
     # -- the pool's side (hot path) ------------------------------------------------------
 
     def begin(self, function: str, request_id: str, event: bytes) -> Invocation:
-        record = Invocation(request_id, function, _cap(event), time.time(), _log=self)
+        record = Invocation(request_id, function, _cap(event), time.time(), log=self)
         if self._replays:
             record.replay_of = self._replays.pop(request_id, None)
         records = self._records
@@ -260,7 +280,12 @@ class InvocationLog:
         record.duration_ms = duration_ms
         for listener in self._listeners:
             listener(record, "end")
-        self._unwritten.append(record)
+        if self._path is None:
+            return
+        unwritten = self._unwritten
+        unwritten.append(record)
+        if len(unwritten) > 2 * self.max_records:  # older ones would be dropped at load
+            del unwritten[: -self.max_records]
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(FLUSH_INTERVAL_S, self.flush)
@@ -299,12 +324,16 @@ class InvocationLog:
     # -- the file --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Append the finished invocations to the file (rotating it when it is full)."""
+        """Append the finished invocations to the file (rotating it when it is full).
+
+        Of a burst, only the newest ``max_records`` are written: a restart keeps no more
+        than that, so writing older ones would only cost time."""
         self._flush_handle = None
         if self._path is None or not self._unwritten:
             self._unwritten.clear()
             return
-        lines = b"".join(record.to_json() + b"\n" for record in self._unwritten)
+        batch = self._unwritten[-self.max_records :]
+        lines = b"".join(record.to_json() + b"\n" for record in batch)
         self._unwritten.clear()
         with contextlib.suppress(OSError):
             self._path.parent.mkdir(parents=True, exist_ok=True)

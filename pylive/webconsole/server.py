@@ -167,7 +167,7 @@ class ConsoleApp:
 
     async def replay(self, record: Invocation) -> tuple[int, dict[str, Any]]:
         """Run the recorded event again through the session's path, on the current code."""
-        if record.event.endswith(b" kept]"):
+        if record.cut:
             return 409, {"error": "the recorded event was cut (too large) and cannot be replayed"}
         request_id = str(uuid.uuid4())
         self.log.expect_replay(request_id, record.id)

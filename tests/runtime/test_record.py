@@ -158,3 +158,15 @@ def test_a_request_id_seen_again_is_the_newest_record() -> None:
         return [r.id for r in log]
 
     assert asyncio.run(go()) == ["b", "a"]
+
+
+def test_of_a_burst_only_what_a_restart_keeps_is_written(tmp_path: Path) -> None:
+    async def go() -> None:
+        log = InvocationLog(tmp_path, max_records=10)
+        for n in range(35):
+            log.end(log.begin("f", f"id{n}", b"{}"), True, b"null", 1.0)
+        log.close()
+
+    asyncio.run(go())
+    lines = (tmp_path / "invocations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [f"id{n}" for n in range(25, 35)]
