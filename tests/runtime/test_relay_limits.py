@@ -237,3 +237,33 @@ def test_both_clients_turn_on_tcp_keepalive_well_inside_the_nat_timeout() -> Non
                 assert keepalive == 1 and idle < 350
 
     run(scenario())
+
+
+def test_a_runner_restarted_mid_invocation_says_it_was_lost_rather_than_run_it_twice() -> None:
+    """The stub sees its runner's connection gone and a new runner registered: it posts the
+    invoke there marked ``resume``; the new runner never saw it, and answers with an error
+    instead of running it a second time."""
+
+    async def scenario() -> None:
+        first, second = Invoker(), Invoker()
+        async with local_cloud() as cloud:
+            cloud.add_stub(timeout=20.0)
+            stop = asyncio.Event()
+            old = RelayClient(cloud.api.site, first, stop=stop, log=lambda line: None)
+            old_run = asyncio.create_task(old.run())
+            await old.connected.wait()
+            call = asyncio.ensure_future(cloud.invoke({"hold": True}))
+            await first.started.wait()
+            await asyncio.sleep(0.3)  # past the runner's ack window: the stub has its ack
+            stop.set()  # the old runner disconnects (and drops its running invocation)
+            await until(lambda: not old.connected.is_set())
+            async with runner(cloud, second):
+                ok, body = await call
+            await old_run
+            assert not ok and body["errorType"] == "PyliveRelayError", body
+            assert body["errorMessage"] == (
+                "pylive dev (stage dev) restarted while running hello; the invocation was lost"
+            )
+            assert second.runs == []
+
+    run(scenario())
