@@ -66,8 +66,7 @@ def toolkit_command(on_status: Callable[[str], None] = lambda _: None) -> list[s
             raise ToolkitError(f"PYLIVE_CDK_CLI={configured!r} was not found")
         return [path]
     node = find_node()
-    if node.warning:
-        on_status(node.warning)
+    node.report(on_status)
     home = cache_dir() / f"cdk-cli-{CDK_CLI_VERSION}"
     entry = home / "node_modules" / "aws-cdk" / "bin" / "cdk"
     if not entry.is_file():

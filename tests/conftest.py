@@ -13,6 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from pylive.node import packaged_node
+
+# aws-cdk-lib runs on the Node.js that comes with pylive (22 LTS) in every test, whatever
+# node the machine has on PATH; the tests of that choice (tests/test_node.py, and the ones
+# that strip node from PATH) set JSII_NODE themselves.
+os.environ.setdefault("JSII_NODE", packaged_node() or "")
+if not os.environ["JSII_NODE"]:
+    del os.environ["JSII_NODE"]
+
 MOTO_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",

@@ -4,6 +4,7 @@ PATH, driven as a user drives them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -90,3 +91,27 @@ def test_install_init_dev_and_synth_with_no_node_on_path(installed: Path, tmp_pa
         timeout=120,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
+def test_scripts_demo_serves_with_no_node_on_path(tmp_path: Path) -> None:
+    """./scripts/demo in a checkout whose .venv is current (this one's programs, linked, and
+    the stamp scripts/bootstrap writes), on a PATH with no Node.js: it creates demo-app with
+    its environment and serves it."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "scripts", checkout / "scripts")
+    shutil.copy2(REPO / "pyproject.toml", checkout / "pyproject.toml")
+    (checkout / ".venv").mkdir()
+    (checkout / ".venv" / "bin").symlink_to(REPO / ".venv" / "bin")
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    (checkout / ".venv" / ".pylive-installed").write_text(digest + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JSII_NODE", "VIRTUAL_ENV")}
+    env["PATH"] = path_without_node()
+    running = Running([str(checkout / "scripts" / "demo"), "--port", "0"], cwd=tmp_path, env=env)
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=300).group(1)
+        status, _, body = http("GET", url + "/?name=Ada")
+        assert status == 200, body
+        assert json_body(body)["message"] == "Hello, Ada!"
+    finally:
+        assert running.stop() == 0
+    assert (checkout / "demo-app" / ".venv" / "bin" / "python").exists()

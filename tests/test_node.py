@@ -60,12 +60,12 @@ def test_a_recent_node_on_path_is_preferred(
 def test_a_too_old_node_on_path_is_reported_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node = fake_node(tmp_path / "bin", "v16.20.2")
+    node = fake_node(tmp_path / "bin", "v20.20.2")
     monkeypatch.setenv("PATH", path_without_node([node.parent]))
     monkeypatch.delenv("JSII_NODE", raising=False)
     found = find_node()
     assert found.node == packaged_node()
-    assert "Node.js v16.20.2 on PATH" in found.warning
+    assert "Node.js v20.20.2 on PATH" in found.warning
     assert "too old" in found.warning and "Upgrade it to Node.js 22" in found.warning
 
 
