@@ -207,10 +207,14 @@ def install(env: EnvPlan, *, on_status: Callable[[str], None] = lambda _: None) 
     if env.requirements_file is not None:
         command += ["-r", str(env.requirements_file)]
     command += list(env.packages)
+    offline: list[str] = []
     try:
-        _run([*command, "--offline"], cwd=env.root, on_line=lambda _: None, what="")
+        _run([*command, "--offline"], cwd=env.root, on_line=offline.append, what="")
     except EnvError:
         _run(command, cwd=env.root, on_line=on_status, what=f"installing into {ENV_DIR}")
+    else:
+        for line in offline:  # uv's progress, shown once the cache alone was enough
+            on_status(line)
     install_runtime(env.venv)
     stamp = {"digest": digest, "pylive": str(Path(__file__).resolve().parent)}
     (env.venv / STAMP_FILE).write_text(json.dumps(stamp))

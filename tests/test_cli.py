@@ -208,3 +208,18 @@ def test_invoke_with_an_event_over_lambdas_6_mb_is_lambdas_error(tmp_path: Path)
         "RequestEntityTooLargeException: Request must be smaller than 6291456 bytes for the "
         "InvokeFunction operation",
     )
+
+
+@pytest.mark.slow
+def test_a_too_old_node_on_path_is_passed_over_with_the_fix(app: Path, tmp_path: Path) -> None:
+    fresh = copy_app(app, tmp_path / "fresh")
+    shutil.rmtree(fresh / ".pylive")
+    old = tmp_path / "old-node"
+    old.mkdir()
+    (old / "node").write_text("#!/bin/sh\necho v18.20.4\n")  # answers --version only
+    (old / "node").chmod(0o755)
+    result = pylive("invoke", "hello", cwd=fresh, env=no_node_env([old]))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "Node.js v18.20.4" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "too old" in warnings[0] and "Upgrade it to Node.js 22 LTS" in warnings[0]
