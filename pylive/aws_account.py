@@ -32,6 +32,7 @@ class AwsTarget:
     account: str
     region: str
     endpoint_url: str | None
+    caller_arn: str = ""  # who the credentials are (sts get-caller-identity's Arn)
 
     @property
     def environment(self) -> str:
@@ -76,6 +77,7 @@ def resolve_target(region: str) -> AwsTarget:
         account=str(identity["Account"]),
         region=region,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        caller_arn=str(identity.get("Arn", "")),
     )
 
 

@@ -10,6 +10,7 @@ keeps its assembly, toolkit log and outputs in ``.pylive/stages/<stage>/``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -29,7 +30,13 @@ from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
 from pylive.config import DEFAULT_BOOTSTRAP_QUALIFIER, AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError, SynthError, UsageError
-from pylive.synth import DEBUG_STACK_ID, stage_id, synthesize_assembly, validate_stage
+from pylive.synth import (
+    DEBUG_STACK_ID,
+    RUNNER_PRINCIPALS_ENV,
+    stage_id,
+    synthesize_assembly,
+    validate_stage,
+)
 from pylive.toolkit_output import ProgressFilter, failure_line, needs_bootstrap
 
 STAGES_DIR = "stages"
@@ -119,9 +126,10 @@ def deploy(
     console.event(f"deploying {config.name} stage {config.stage!r} to {target.describe()}")
     work = stage_dir(config)
     cdk_out = work / "cdk.out"
-    stacks = _synth(
-        config, console, cdk_out, target=target, mode=options.mode, env=options.synth_env
-    )
+    synth_env = dict(options.synth_env)
+    if options.mode == "debug":
+        synth_env[RUNNER_PRINCIPALS_ENV] = runner_principals(target.caller_arn)
+    stacks = _synth(config, console, cdk_out, target=target, mode=options.mode, env=synth_env)
     toolkit = _Toolkit(config, target, console, stacks)
     outputs_file = work / "outputs.json"
     outputs_file.unlink(missing_ok=True)
@@ -232,6 +240,14 @@ def toolkit_stack_name(qualifier: str) -> str:
     if qualifier == DEFAULT_BOOTSTRAP_QUALIFIER:
         return "CDKToolkit"
     return f"CDKToolkit-{qualifier}"
+
+
+def runner_principals(caller_arn: str) -> str:
+    """Who the debug stack lets be the runner: the identity deploying it, and the ARNs the
+    developer lists in ``PYLIVE_RUNNER_PRINCIPALS`` (comma-separated), e.g. a teammate's."""
+    extra = os.environ.get(RUNNER_PRINCIPALS_ENV, "").split(",")
+    arns = [a.strip() for a in [caller_arn, *extra] if a.strip()]
+    return ",".join(dict.fromkeys(arns))
 
 
 def debug_stack_name(config: AppConfig) -> str:

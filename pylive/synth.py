@@ -29,7 +29,12 @@ from pylive.node import find_node
 # local: manifest for local runs; dev: stubs in place of functions; deploy: bundled code;
 # debug: only the stage's DebugStack (the relay that `pylive dev` needs in the account).
 MODES = ("local", "dev", "deploy", "debug")
-DEBUG_STACK_ID = "Debug"  # the DebugStack's id in the stage: stack <app>-<stage>-Debug
+DEBUG_STACK_ID = "Debug"
+# Debug mode: who may be the stage's runner (comma-separated ARNs; `pylive dev` passes the
+# identity that deploys the debug stack, plus any the developer set in this variable).
+RUNNER_PRINCIPALS_ENV = (
+    "PYLIVE_RUNNER_PRINCIPALS"  # the DebugStack's id in the stage: stack <app>-<stage>-Debug
+)
 SYNTH_TIMEOUT = 300.0
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "synth.log"

@@ -29,6 +29,7 @@ from pylive.synth import (
     ERROR_PREFIX,
     MODES,
     PYLIVE_DIR,
+    RUNNER_PRINCIPALS_ENV,
     WARNING_PREFIX,
     stage_id,
 )
@@ -108,7 +109,14 @@ def synth_app(
     if mode == "debug":
         from pylive.constructs.debug_stack import DebugStack
 
-        DebugStack(scope, DEBUG_STACK_ID, app_name=config.name, stage=config.stage)
+        principals = os.environ.get(RUNNER_PRINCIPALS_ENV, "").split(",")
+        DebugStack(
+            scope,
+            DEBUG_STACK_ID,
+            app_name=config.name,
+            stage=config.stage,
+            runner_principals=[p.strip() for p in principals if p.strip()],
+        )
     else:
         stacks(scope)
     if scope is not app:

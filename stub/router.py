@@ -13,6 +13,15 @@ Connections say who they are in the $connect query string: ``?role=runner&app=A&
 for the developer's runner, ``?role=stub&app=A&stage=S`` for a deployed stub. A newer runner
 replaces an older one for the same app and stage, and the older one is told why (a
 ``{"action": "replaced"}`` message through @connections, so it can exit cleanly).
+
+Only the developer may be the runner: every stub's role may open a connection ($connect is
+IAM-authorized for all of them), so the router checks who signed a runner's $connect, which
+API Gateway passes in ``requestContext.identity.userArn``
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html),
+against ``PYLIVE_RUNNER_PRINCIPALS``: the comma-separated ARNs the DebugStack was given, by
+default the identity that deployed it. An IAM user matches its own ARN; a role session
+(``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``, e.g. an SSO login) matches any session
+of the same role, or the role's own ARN. Anyone else is refused with 403 and the reason.
 """
 
 from __future__ import annotations
@@ -68,6 +77,11 @@ def _connect(connection_id: str, query: dict[str, str], request: dict[str, Any])
     role, app, stage = query.get("role"), query.get("app"), query.get("stage")
     if role not in ("runner", "stub") or not app or not stage:
         return {"statusCode": 400, "body": "expected ?role=runner|stub&app=APP&stage=STAGE"}
+    if role == "runner":
+        refusal = _runner_refusal(request.get("identity") or {}, app, stage)
+        if refusal is not None:
+            print(f"refused a runner connection: {refusal}")
+            return {"statusCode": 403, "body": refusal}
     expires = int(time.time()) + CONNECTION_TTL_S
     item = {"pk": f"conn#{connection_id}", "role": role, "app": app, "stage": stage}
     _table().put_item(Item={**item, "expires_at": expires})
@@ -84,6 +98,39 @@ def _connect(connection_id: str, query: dict[str, str], request: dict[str, Any])
         if older and older.get("connection_id") not in (None, connection_id):
             _tell_replaced(request, str(older["connection_id"]), app, stage)
     return {"statusCode": 200}
+
+
+def _runner_refusal(identity: dict[str, Any], app: str, stage: str) -> str | None:
+    """Why the caller may not be the runner of ``app``/``stage``, or None if it may."""
+    allowed = [a.strip() for a in environ.get("PYLIVE_RUNNER_PRINCIPALS", "").split(",")]
+    allowed = [a for a in allowed if a]
+    caller = identity.get("userArn")
+    if not caller:
+        return "the $connect request carries no caller identity (the route must use IAM auth)"
+    if not allowed:
+        return (
+            f"the debug stack of app {app!r} stage {stage!r} names nobody who may run "
+            "`pylive dev`; deploy it again with `pylive dev`"
+        )
+    if any(_principal(caller) == _principal(a) for a in allowed):
+        return None
+    return (
+        f"{caller} may not connect as the runner of app {app!r} stage {stage!r}: only "
+        f"{', '.join(allowed)} may (who deployed its debug stack); a function's role never may"
+    )
+
+
+def _principal(arn: str) -> str:
+    """What an ARN is compared by: a role session by its role, anything else as it is."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        return arn
+    _, partition, service, _, account, resource = parts
+    if service == "sts" and resource.startswith("assumed-role/"):
+        return f"arn:{partition}:iam::{account}:role/{resource.split('/')[1]}"
+    if service == "iam" and resource.startswith("role/"):  # a session's ARN has no role path
+        return f"arn:{partition}:iam::{account}:role/{resource.rsplit('/', 1)[1]}"
+    return arn
 
 
 def _callback_url(request: dict[str, Any]) -> str:

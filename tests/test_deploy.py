@@ -344,3 +344,16 @@ def test_remove_works_when_the_app_no_longer_synthesizes(app: Path, moto: dict[s
     assert stack(moto, "shop-erin-NotOurs") is not None
     again = ok(pylive("remove", "--stage", "erin", "--yes", cwd=app, env=moto))
     assert "has no stacks" in again
+
+
+def test_the_debug_stack_lets_the_deploying_identity_be_the_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pylive.deploy import runner_principals
+
+    me = "arn:aws:sts::123456789012:assumed-role/Dev/ada"
+    monkeypatch.delenv("PYLIVE_RUNNER_PRINCIPALS", raising=False)
+    assert runner_principals(me) == me
+    bob = "arn:aws:iam::123456789012:user/bob"
+    monkeypatch.setenv("PYLIVE_RUNNER_PRINCIPALS", f" {bob}, {me},")
+    assert runner_principals(me) == f"{me},{bob}"

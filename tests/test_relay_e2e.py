@@ -107,7 +107,13 @@ class Cloud:
             gw.ws_url, gw.connections_url, "shop", "dev", "us-east-1", self.key, self.secret
         )
         self.table = MemoryTable(stale_reads=1.0)
-        self.host.add(router_function(signed_by(self.site, router_key), self.table))
+        self.host.add(
+            router_function(
+                signed_by(self.site, router_key),
+                self.table,
+                runner_principals=[self.gateway.developer.arn],
+            )
+        )
 
         def patch(module: ModuleType) -> None:  # the stub's limits, scaled like the gateway's
             for attribute, value in (stub_module or {}).items():

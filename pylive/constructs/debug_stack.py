@@ -1,9 +1,14 @@
 """``DebugStack``: what live development (`pylive dev`) needs in the account, once per app and
 stage: the WebSocket API that relays invocations, its router and the connection table.
-Payloads larger than a WebSocket message travel in chunks (``pylive.protocol.split``)."""
+Payloads larger than a WebSocket message travel in chunks (``pylive.protocol.split``).
+
+Only ``runner_principals`` (IAM ARNs; `pylive dev` passes the identity that deploys the stack)
+may connect as the stage's runner: every function's role may open a connection, and the
+router refuses a runner connection signed by anyone else (see stub/router.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -11,10 +16,12 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pylive.relay_policy import router_grants
 from pylive.stub_code import stub_code_dir
 
 
@@ -23,7 +30,14 @@ class DebugStack(cdk.Stack):
     ``ApiId`` (the runner reads them to connect)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, app_name: str, stage: str, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        app_name: str,
+        stage: str,
+        runner_principals: Sequence[str] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.table = dynamodb.Table(
@@ -45,7 +59,10 @@ class DebugStack(cdk.Stack):
             ),
             timeout=cdk.Duration.seconds(10),
             memory_size=256,
-            environment={"PYLIVE_TABLE": self.table.table_name},
+            environment={
+                "PYLIVE_TABLE": self.table.table_name,
+                "PYLIVE_RUNNER_PRINCIPALS": ",".join(runner_principals),
+            },
             log_group=logs.LogGroup(
                 self,
                 "RouterLogs",
@@ -81,8 +98,20 @@ class DebugStack(cdk.Stack):
         self.ws_stage = apigwv2.WebSocketStage(
             self, "Stage", web_socket_api=self.api, stage_name=stage, auto_deploy=True
         )
-        # The router tells a runner that a newer one replaced it.
-        self.ws_stage.grant_management_api_access(self.router)
+        # The router tells a runner that a newer one replaced it: POST, and no other
+        # @connections call (grant_management_api_access would allow every method). The local
+        # cloud gives its router the same grants.
+        for action, resources in router_grants(stage):
+            arns = [
+                self.format_arn(
+                    service="execute-api",
+                    resource=self.api.api_id,
+                    resource_name=resource,
+                    arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+                )
+                for resource in resources
+            ]
+            self.router.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=arns))
 
         cdk.CfnOutput(self, "WebSocketUrl", value=self.ws_stage.url)
         cdk.CfnOutput(self, "CallbackUrl", value=self.ws_stage.callback_url)

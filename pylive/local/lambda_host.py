@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,8 +270,11 @@ def _credentials(site: RelaySite) -> dict[str, str]:
     return credentials
 
 
-def router_function(site: RelaySite, table: Any) -> LambdaFunction:
-    """The debug stack's router, its table swapped for ``table`` (e.g. a MemoryTable)."""
+def router_function(
+    site: RelaySite, table: Any, runner_principals: Sequence[str] = ()
+) -> LambdaFunction:
+    """The debug stack's router, its table swapped for ``table`` (e.g. a MemoryTable);
+    ``runner_principals`` (ARNs) may connect as the runner, as the DebugStack sets them."""
 
     def use_table(module: ModuleType) -> None:
         setattr(module, "_dynamodb", table)  # noqa: B010
@@ -280,6 +283,7 @@ def router_function(site: RelaySite, table: Any) -> LambdaFunction:
         **_credentials(site),
         "PYLIVE_TABLE": "connections",
         "PYLIVE_CALLBACK_URL": site.connections_url,
+        "PYLIVE_RUNNER_PRINCIPALS": ",".join(runner_principals),
         "AWS_LAMBDA_FUNCTION_NAME": ROUTER,
     }
     return LambdaFunction(

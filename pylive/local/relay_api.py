@@ -97,7 +97,9 @@ class LocalRelayApi:
     async def start(self) -> None:
         await self.gateway.start()
         router = router_principal(stage=self.stage, api=self.api_arn, account=self.account)
-        self.host.add(router_function(self._site_of(self._add(router)), self.table))
+        site = self._site_of(self._add(router))
+        developer = [self.gateway.developer.arn]  # who the DebugStack lets be the runner
+        self.host.add(router_function(site, self.table, runner_principals=developer))
 
     async def stop(self) -> None:
         self.host.close()

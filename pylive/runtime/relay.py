@@ -48,7 +48,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from pylive import protocol
 from pylive.runtime.pool import InvokeResult
@@ -519,6 +519,10 @@ def _rid(message: protocol.Message) -> str:
 
 
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, InvalidStatus):  # the relay's reason, e.g. who may be the runner
+        reason = exc.response.body.decode(errors="replace").strip()
+        if reason:
+            return f"{exc}: {reason[:400]}"
     return str(exc) or type(exc).__name__
 
 

@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from pylive.constructs.debug_stack import DebugStack
+from pylive.relay_policy import router_grants
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,29 @@ def test_cfn_lint_finds_no_errors(template: Template, tmp_path: Path) -> None:
     )
     errors = [line for line in result.stdout.splitlines() if ":E" in line]
     assert errors == [], result.stdout
+
+
+def test_the_router_knows_who_may_be_the_runner() -> None:
+    developer = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0a1b/ada@example.com"
+    stack = DebugStack(
+        cdk.App(), "Debug", app_name="shop", stage="ada", runner_principals=[developer]
+    )
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    router = next(f for f in functions.values() if f["Properties"]["Handler"] == "router.handler")
+    assert router["Properties"]["Environment"]["Variables"]["PYLIVE_RUNNER_PRINCIPALS"] == developer
+
+
+def test_the_router_may_post_to_connections_and_nothing_else(template: Template) -> None:
+    """What the local cloud gives its router (pylive.relay_policy.router_grants)."""
+    granted = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if str(statement["Action"]).startswith("execute-api:"):
+                resource = statement["Resource"]["Fn::Join"][1][-1]
+                granted.append((statement["Action"], resource.rsplit("/ada/", 1)[1]))
+    assert granted == [
+        (action, resource.removeprefix("ada/"))
+        for action, resources in router_grants("ada")
+        for resource in resources
+    ]
+    assert granted == [("execute-api:ManageConnections", "POST/@connections/*")]

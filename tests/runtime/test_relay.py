@@ -366,3 +366,25 @@ def test_a_large_answer_for_a_stub_that_is_gone_stops_after_the_first_chunks() -
             assert "the stub waiting for req-big is gone; answer dropped" in logs
 
     run(scenario())
+
+
+def test_a_runner_signing_as_a_functions_role_is_told_why_it_is_refused() -> None:
+    async def scenario() -> None:
+        async with local_cloud() as cloud:
+            logs: list[str] = []
+            stop = asyncio.Event()
+            client = RelayClient(
+                cloud.api.stub_site("hello"), ScriptedInvoker(echo), stop=stop, log=logs.append
+            )
+            task = asyncio.create_task(client.run())
+            try:
+                async with asyncio.timeout(10):
+                    while not any("may not connect as the runner" in line for line in logs):
+                        await asyncio.sleep(0.01)
+            finally:
+                stop.set()
+                await task
+            assert not client.connected.is_set() and client.connects == 0
+            assert "HTTP 403" in logs[0] and "assumed-role/hello-role/hello" in logs[0]
+
+    run(scenario())

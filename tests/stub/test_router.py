@@ -30,6 +30,8 @@ def router(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> M
             BillingMode="PAY_PER_REQUEST",
         )
         monkeypatch.setenv("PYLIVE_TABLE", table)
+    # The debug stack names who may be the runner: the identity that deployed it.
+    monkeypatch.setenv("PYLIVE_RUNNER_PRINCIPALS", DEVELOPER)
     spec = importlib.util.spec_from_file_location("router", stub_code_dir() / "router.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -39,14 +41,27 @@ def router(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> M
     return module
 
 
+DEVELOPER = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0a1b/ada@example.com"
+FUNCTION_ROLE = "arn:aws:sts::123456789012:assumed-role/shop-ada-ordersServiceRole1A2B/orders"
+
+
 def _event(route: str, connection_id: str, **extra: Any) -> dict[str, Any]:
     return {"requestContext": {"routeKey": route, "connectionId": connection_id}, **extra}
 
 
-def _connect(router: ModuleType, connection_id: str, **query: str) -> dict[str, Any]:
-    result: dict[str, Any] = router.handler(
-        _event("$connect", connection_id, queryStringParameters=query), None
-    )
+def _connect(
+    router: ModuleType, connection_id: str, *, caller: str | None = DEVELOPER, **query: str
+) -> dict[str, Any]:
+    """$connect as API Gateway sends it for an IAM-authorized route: who signed is in
+    ``requestContext.identity``."""
+    event = _event("$connect", connection_id, queryStringParameters=query)
+    if caller is not None:
+        account = caller.split(":")[4]
+        event["requestContext"]["identity"] = {
+            "userArn": caller, "accountId": account, "caller": "AROAEXAMPLE:x",
+            "user": "AROAEXAMPLE:x", "accessKey": "ASIAEXAMPLE", "sourceIp": "192.0.2.1",
+        }  # fmt: skip
+    result: dict[str, Any] = router.handler(event, None)
     return result
 
 
@@ -85,3 +100,54 @@ def test_no_runner_is_a_clear_answer(router: ModuleType) -> None:
 def test_connect_without_identity_is_rejected(router: ModuleType) -> None:
     assert _connect(router, "X=", role="spy", app="shop", stage="ada")["statusCode"] == 400
     assert _connect(router, "X=", role="stub")["statusCode"] == 400
+
+
+def test_a_function_role_may_not_become_the_runner(router: ModuleType) -> None:
+    """Every stub's role may $connect; none of them may take the runner's invocations."""
+    assert _connect(router, "R1=", role="runner", app="shop", stage="ada")["statusCode"] == 200
+    refused = _connect(router, "T1=", caller=FUNCTION_ROLE, role="runner", app="shop", stage="ada")
+    assert refused["statusCode"] == 403
+    assert refused["body"].startswith(f"{FUNCTION_ROLE} may not connect as the runner")
+    assert DEVELOPER in refused["body"]
+    # ... but may connect as a stub, and its runner is still the developer's.
+    assert (
+        _connect(router, "S1=", caller=FUNCTION_ROLE, role="stub", app="shop", stage="ada")[
+            "statusCode"
+        ]
+        == 200
+    )
+    assert _whoami(router, "S1=")["runner"] == "R1="
+
+
+def test_any_session_of_the_developers_role_may_be_the_runner(
+    router: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_session = DEVELOPER.rsplit("/", 1)[0] + "/botocore-session-1700000000"
+    assert (
+        _connect(router, "R1=", caller=other_session, role="runner", app="shop", stage="ada")[
+            "statusCode"
+        ]
+        == 200
+    )
+    role = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0a1b"
+    monkeypatch.setitem(
+        router.environ, "PYLIVE_RUNNER_PRINCIPALS", f"arn:aws:iam::123456789012:user/bob,{role}"
+    )
+    assert _connect(router, "R3=", role="runner", app="shop", stage="ada")["statusCode"] == 200
+    other_role = DEVELOPER.replace("AWSReservedSSO_Dev_0a1b", "AWSReservedSSO_Dev_0a1bX")
+    other_account = DEVELOPER.replace("123456789012", "210987654321")
+    for caller in (other_role, other_account):
+        result = _connect(router, "R2=", caller=caller, role="runner", app="shop", stage="ada")
+        assert result["statusCode"] == 403, caller
+
+
+def test_a_runner_without_a_caller_identity_is_refused(
+    router: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _connect(router, "R1=", caller=None, role="runner", app="shop", stage="ada")
+    assert result["statusCode"] == 403
+    assert "no caller identity" in result["body"]
+    monkeypatch.setitem(router.environ, "PYLIVE_RUNNER_PRINCIPALS", "")
+    result = _connect(router, "R1=", role="runner", app="shop", stage="ada")
+    assert result["statusCode"] == 403
+    assert "names nobody who may run `pylive dev`" in result["body"]

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, TypeVar
 
+import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from pylive import protocol
 from pylive.local.lambda_host import (
@@ -229,5 +231,24 @@ def test_an_invocation_over_the_relays_limit_is_not_reported_as_dev_not_running(
             assert "over the relay's limit of 4096 bytes for one message" in body["errorMessage"]
             assert "not running" not in body["errorMessage"]
             assert seen == []  # nothing was sent that the runner would have had to drop
+
+    run(scenario())
+
+
+def test_a_functions_role_cannot_take_the_runners_place() -> None:
+    """Every stub's role may open a connection; connecting as the runner with it is refused,
+    and invocations keep reaching the developer's runner."""
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, scripted_runner(cloud, "echo"):
+            with pytest.raises(InvalidStatus) as raised:
+                async with connect(cloud.stub_site.signed_url(), compression=None):
+                    pass
+            response = raised.value.response
+            assert response.status_code == 403
+            assert b"may not connect as the runner of app 'shop' stage 'ada'" in response.body
+            cloud.add_stub()
+            ok, body = await cloud.invoke({"n": 1})
+            assert ok and body == {"n": 1}, body
 
     run(scenario())
