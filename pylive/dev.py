@@ -37,6 +37,7 @@ from pylive.local.lambda_host import (
 from pylive.local.relay_api import LocalRelayApi
 from pylive.local.routes import RouteTable
 from pylive.manifest import AppManifest, FunctionSpec
+from pylive.runtime.dependencies import DependencySync
 from pylive.runtime.environment import process_environment
 from pylive.runtime.pool import PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient
@@ -190,39 +191,16 @@ class LocalDevSession:
         return result.manifest
 
     def _watcher(self) -> ReloadWatcher:
+        assert self._pool is not None
+        deps = DependencySync(self.config.root, self._pool, self.console)
         return ReloadWatcher(
             self.config.root,
             infra_files=self._infra_files,
             on_code=self._code_changed,
             on_infra=self._infra_changed,
             stop=self.stop,
-            deps_files=self._deps_files,
-            on_deps=self._deps_changed,
-        )
-
-    def _deps_files(self) -> set[str]:
-        if not appenv.managed(self.config.root):
-            return set()
-        return {os.path.realpath(p) for p in appenv.plan(self.config.root).inputs()}
-
-    async def _deps_changed(self, paths: set[str]) -> None:
-        """Sync the app's environment with its dependencies, then replace every worker."""
-        assert self._pool is not None
-        names = ", ".join(sorted(os.path.relpath(p, self.config.root) for p in paths))
-        started = time.perf_counter()
-        try:
-            installed = await asyncio.to_thread(
-                appenv.sync, self.config.root, on_status=self.console.event
-            )
-        except PyliveError as exc:
-            self.console.warn(f"{names} changed, but {exc} (the workers keep running)")
-            return
-        if not installed:
-            return  # a change that leaves the dependencies as they were (a comment...)
-        restarted = await self._pool.restart_host()
-        self.console.event(
-            f"dependencies changed ({names}): synced {appenv.ENV_DIR} in "
-            f"{time.perf_counter() - started:.1f} s; restarted {len(restarted)} function(s)"
+            deps_files=deps.files,
+            on_deps=deps.changed,
         )
 
     def _infra_files(self) -> set[str]:

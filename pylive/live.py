@@ -28,6 +28,7 @@ from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.manifest import AppManifest
+from pylive.runtime.dependencies import DependencySync
 from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 from pylive.runtime.reload import ReloadWatcher
@@ -318,10 +319,13 @@ class LiveDevSession:
         def infra_files() -> set[str]:
             return {os.path.realpath(p) for p in infra_sources(self.config, invoker.manifest)}
 
+        deps = DependencySync(self.config.root, pool, self.console)
         return ReloadWatcher(
             self.config.root,
             infra_files=infra_files,
             on_code=code_changed,
             on_infra=infra_changed,
             stop=self.stop,
+            deps_files=deps.files,
+            on_deps=deps.changed,
         )

@@ -1,0 +1,47 @@
+"""A running session's side of the app's environment: when a dependency file is saved, sync
+``.venv`` and replace the workers, which may have imported the old packages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from pylive import appenv
+from pylive.console import Console
+from pylive.errors import PyliveError
+from pylive.runtime.pool import WorkerPool
+
+
+class DependencySync:
+    def __init__(self, root: Path, pool: WorkerPool, console: Console) -> None:
+        self._root = root
+        self._pool = pool
+        self._console = console
+
+    def files(self) -> set[str]:
+        """The files to watch; none when pylive does not manage the app's environment."""
+        if not appenv.managed(self._root):
+            return set()
+        return {os.path.realpath(p) for p in appenv.plan(self._root).inputs()}
+
+    async def changed(self, paths: set[str]) -> None:
+        """Install what changed, then replace the worker host and every worker, and say so.
+        A failed install is a warning: the workers keep running on the environment as it is."""
+        names = ", ".join(sorted(os.path.relpath(p, self._root) for p in paths))
+        started = time.perf_counter()
+        try:
+            installed = await asyncio.to_thread(
+                appenv.sync, self._root, on_status=self._console.event
+            )
+        except PyliveError as exc:
+            self._console.warn(f"{names} changed, but {exc} (the workers keep running)")
+            return
+        if not installed:
+            return  # the dependencies are as they were (another part of pyproject.toml changed)
+        restarted = await self._pool.restart_host()
+        self._console.event(
+            f"dependencies changed ({names}): synced {appenv.ENV_DIR} in "
+            f"{time.perf_counter() - started:.1f} s; restarted {len(restarted)} function(s)"
+        )
