@@ -93,6 +93,31 @@ def test_install_init_dev_and_synth_with_no_node_on_path(installed: Path, tmp_pa
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
 
+def test_aurora_app_runs_where_pylive_has_no_database_drivers(
+    installed: Path, tmp_path: Path
+) -> None:
+    """pylive installed without its db extra (no sqlalchemy beside it): the aurora app's
+    functions import sqlalchemy and pymysql from the app's own environment."""
+    env = user_env(installed)
+    lacks = subprocess.run([str(installed / "python"), "-c", "import sqlalchemy"], env=env)
+    assert lacks.returncode != 0
+    created = subprocess.run(
+        ["pylive", "init", "shop", "--template", "aurora"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    running = Running(
+        [str(installed / "pylive"), "dev", "--local", "--port", "0"], cwd=tmp_path / "shop", env=env
+    )
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=180).group(1)
+        status, _, body = http("POST", url + "/items", json.dumps({"name": "pen"}).encode())
+        assert status == 201, body
+        assert json_body(http("GET", url + "/items")[2]) == {"items": [{"id": 1, "name": "pen"}]}
+    finally:
+        assert running.stop() == 0
+
+
 def test_scripts_demo_serves_with_no_node_on_path(tmp_path: Path) -> None:
     """./scripts/demo in a checkout whose .venv is current (this one's programs, linked, and
     the stamp scripts/bootstrap writes), on a PATH with no Node.js: it creates demo-app with
