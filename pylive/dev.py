@@ -32,9 +32,11 @@ from pylive.errors import PyliveError
 from pylive.local.http_protocol import head_timeout_protocol
 from pylive.local.http_server import HttpApi, HttpApiApp, Invoke, bind
 from pylive.local.lambda_host import (
+    RelaySite,
     stub_environment,
 )
 from pylive.local.relay_api import LocalRelayApi
+from pylive.local.role_policies import resolve
 from pylive.local.routes import RouteTable
 from pylive.manifest import AppManifest, FunctionSpec
 from pylive.runtime.dependencies import DependencySync
@@ -350,11 +352,19 @@ class _LocalRelay:
                 timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
                 environment={
                     **spec.environment,
-                    **stub_environment(spec.id, self.api.stub_site(spec.id)),
+                    **stub_environment(spec.id, self._stub_site(spec)),
                 },
             )
             for spec in manifest.functions.values()
         ]
+
+    def _stub_site(self, spec: FunctionSpec) -> RelaySite:
+        """Where the stub of ``spec`` signs in as its function's role: with the relay's
+        grants and the role's other policies as the template states them, resolved for the
+        local cloud (its account, region and API)."""
+        api = self.api
+        policies = resolve(spec.role_policies, region=api.region, account=api.account)
+        return api.stub_site(spec.id, extra_policies=policies)
 
     async def close(self) -> None:
         await self.stubs.close()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 4  # 2: routes' CORS settings; 3: infra_files; 4: dev_timeout
+MANIFEST_VERSION = 5  # 2: routes' CORS settings; 3: infra_files; 4: dev_timeout; 5: role_policies
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class FunctionSpec:
     function_name: str = ""  # the deployed function name, when known; defaults to the id
     path: str = ""  # construct path below the app's stage ("App/hello"): how stubs name it
     dev_timeout: float = 0.0  # the stub's timeout in dev mode (0: the function's timeout)
+    # The policy documents of the function's role as the template states them (CloudFormation
+    # intrinsics unresolved); dev mode adds the relay's grants (pylive.relay_policy).
+    role_policies: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
 
     nodes = list(app.node.find_all())
     functions = [n for n in nodes if isinstance(n, Function)]
+    assembly = app.synth()  # already synthesized: the same cloud assembly
     ids = _unique_ids(functions, [cdk.Stack.of(fn).node.id for fn in functions])
 
     specs: dict[str, FunctionSpec] = {}
@@ -220,6 +221,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
             environment=environment,
             path=fn.path,
             dev_timeout=fn.dev_timeout,
+            role_policies=_role_policies(assembly, fn),
         )
 
     routes: list[RouteSpec] = []
@@ -246,6 +248,20 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
         region=config.region,
         stage=config.stage,
     )
+
+
+def _role_policies(assembly: Any, fn: Any) -> list[dict[str, Any]]:
+    """The policies of ``fn``'s role in its stack's synthesized template."""
+    import aws_cdk as cdk
+
+    from pylive.local.role_policies import role_policies
+
+    stack = cdk.Stack.of(fn.function)
+    resource = fn.function.node.default_child
+    if resource is None:
+        return []
+    template = assembly.get_stack_artifact(stack.artifact_id).template
+    return role_policies(template, stack.get_logical_id(resource))
 
 
 def _local_cors(api: Any) -> CorsSettings | None:
