@@ -92,6 +92,7 @@ class EnvPlan:
 
 
 def plan(root: Path) -> EnvPlan:
+    root = root.resolve()
     requirements = find_requirements(root, root)
     requirements_file: Path | None = root / REQUIREMENTS_FILE
     if requirements_file is not None and requirements_file.is_file():
@@ -349,5 +350,20 @@ def _run(command: list[str], *, cwd: Path, on_line: Callable[[str], None], what:
     if timed_out.is_set():
         raise EnvError(f"{what} did not finish within {INSTALL_TIMEOUT:.0f} s")
     if code != 0:
-        detail = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        detail = _uv_failure(lines)
         raise EnvError(f"{what} failed (uv exit code {code})" + (f": {detail}" if detail else ""))
+
+
+def _uv_failure(lines: list[str]) -> str:
+    """The line of uv's output that says what went wrong: why no solution was found, else its
+    error with its cause, else its last line."""
+    text = [line.strip().lstrip("\u2570\u2500\u25b6\u00d7\u2502 ").strip() for line in lines]
+    for line in text:
+        if line.startswith("Because "):
+            return line
+    for index, line in enumerate(text):
+        if line.startswith(("error:", "No solution found")):
+            cause = next((c for c in text[index + 1 :] if c.startswith("cause:")), "")
+            message = line.removeprefix("error:").strip()
+            return f"{message} ({cause.removeprefix('cause:').strip()})" if cause else message
+    return next((line for line in reversed(text) if line), "")

@@ -81,5 +81,9 @@ def test_dev_installs_a_new_dependency_and_rewarms_the_workers(tmp_path: Path) -
         status, _, body = http("GET", url + "/?name=Ada")
         assert status == 200, body
         assert json_body(body)["message"] == "Hello, Ada!"
+        # A requirement uv cannot read: a warning, and the workers keep serving.
+        pyproject.write_text(pyproject.read_text().replace('"tomli-w>=1"', '"tomli-w>>>1"'))
+        running.wait_line(r"pyproject\.toml changed, but installing into \.venv failed", 120)
+        assert http("GET", url + "/?name=Ada")[0] == 200
     finally:
         assert running.stop() == 0
