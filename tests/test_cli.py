@@ -66,6 +66,24 @@ def test_invoke_function_error_prints_lambda_error_and_fails(app: Path) -> None:
 
 
 @pytest.mark.slow
+def test_invoke_with_a_response_over_lambdas_6_mb_is_lambdas_error(
+    app: Path, tmp_path: Path
+) -> None:
+    # A 2 MB event whose body parses to numbers that print long: an 8 MB response.
+    body = "[" + ",".join(["1e15"] * 400_000) + "]"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pathParameters": {"id": "7"}, "body": body}))
+    result = pylive("invoke", "items", "-f", str(event), cwd=app)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout) == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size "
+        "(6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    assert "the response is 8000021 bytes, over Lambda's limit of 6291556 bytes" in result.stderr
+
+
+@pytest.mark.slow
 def test_invoke_bad_input(app: Path, tmp_path: Path) -> None:
     assert_one_line_error(pylive("invoke", "hello", "-e", "{nope", cwd=app), 2, "not valid JSON")
     assert_one_line_error(

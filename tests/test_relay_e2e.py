@@ -250,6 +250,21 @@ def test_six_megabytes_each_way(cloud: Cloud, runner: Running) -> None:
     assert ok and len(body["data"]) == size
 
 
+def test_a_response_over_6_mb_is_lambdas_error_never_a_relay_timeout(
+    cloud: Cloud, runner: Running
+) -> None:
+    # 20 MB is over the relay's own limit for one message (16 MB): the runner's 6 MB check
+    # comes first, so that answer too is Lambda's error, at once.
+    for size in (7 * 1024 * 1024, 20 * 1024 * 1024):
+        ok, body = cloud.invoke("big", {"size": size})
+        assert not ok and body["errorType"] == "Function.ResponseSizeTooLarge", body
+        assert body["errorMessage"] == (
+            "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+        )
+    ok, body = cloud.invoke("big", {"size": 3})
+    assert ok and body == {"data": "yyy"}
+
+
 def test_a_hanging_handler_times_out_at_its_deadline(cloud: Cloud, runner: Running) -> None:
     started = time.monotonic()
     ok, body = cloud.invoke("hang", {})

@@ -32,6 +32,18 @@ INIT_TIMEOUT = 10.0  # Lambda's init phase limit
 # reclaims idle execution environments, so memory comes back after a burst of load.
 IDLE_RECLAIM_S = 30.0
 EXIT_REPORT_TIMEOUT = 2.0
+# Lambda's limit on a synchronous invocation's response: the marshalled result, as Lambda
+# counts it (6 MB in the quotas, 6291556 bytes in its error; a JSON string's quotes count).
+# Over it the caller gets this error, and the Python runtime, its answer refused, exits.
+# Sources: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html,
+# zaccharles.medium.com "Deep Dive: Lambda's Response Payload Size Limit (1/2)" (the error,
+# and that exactly 6291556 bytes pass), DataBiosphere/azul#7466 (the same message through API
+# Gateway, and the invocation's REPORT line: "Error Type: Runtime.ExitError").
+RESPONSE_LIMIT_BYTES = 6291556
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+RESPONSE_TOO_LARGE_MESSAGE = (
+    f"Response payload size exceeded maximum allowed payload size ({RESPONSE_LIMIT_BYTES} bytes)."
+)
 _IGNORED_DIRS = (".venv", "venv", ".pylive", "site-packages", "__pycache__", ".git")
 
 
@@ -369,6 +381,11 @@ class WorkerPool:
         try:
             async with asyncio.timeout(deadline_ms / 1000 - time.time()):
                 reply, body = await worker.invoke(header, event)
+            if len(body) > RESPONSE_LIMIT_BYTES and reply["t"] == "result":
+                worker.kill()  # Lambda refused the answer: its runtime exits
+                self._too_large(state, len(body), record)
+                body = _response_too_large_error()
+                reply = {**reply, "t": "error", "ct": "application/json"}
         except TimeoutError:
             worker.kill()
             body = _timeout_error(request_id, timeout)
@@ -427,6 +444,15 @@ class WorkerPool:
                 # The deque's right end is the most recently released worker.
                 while len(state.idle) > 1 and state.idle[0].idle_since <= cutoff:
                     state.idle.popleft().kill()
+
+    def _too_large(self, state: _FunctionState, size: int, record: Invocation | None) -> None:
+        line = (
+            f"{RESPONSE_TOO_LARGE}: the response is {size} bytes, over Lambda's limit of "
+            f"{RESPONSE_LIMIT_BYTES} bytes (return a reference, such as an S3 URL, instead)"
+        )
+        self._options.output(state.spec.id, line)
+        if record is not None:
+            record.add_output(line)
 
     def _report(self, state: _FunctionState, error: bytes, record: Invocation | None) -> None:
         """Show an error the runtime raised (no handler code did: a timeout, an exit) among
@@ -590,6 +616,12 @@ def _timestamp() -> str:
 def _timeout_error(request_id: str, timeout: float) -> bytes:
     message = f"{_timestamp()} {request_id} Task timed out after {timeout:.2f} seconds"
     return json.dumps({"errorMessage": message}).encode()
+
+
+def _response_too_large_error() -> bytes:
+    return json.dumps(
+        {"errorMessage": RESPONSE_TOO_LARGE_MESSAGE, "errorType": RESPONSE_TOO_LARGE}
+    ).encode()
 
 
 def _init_timeout_error(timeout: float) -> bytes:

@@ -379,7 +379,8 @@ class RelayClient:
         self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
 
     async def _answer(self, reply_to: str, message: protocol.Message) -> None:
-        frames = protocol.split(protocol.encode(message), max_frame_bytes=POST_CHUNK_BYTES)
+        encoded = _within_limit(message, protocol.encode(message))
+        frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
         try:
             if len(frames) == 1:
                 delivered = await self.connections.post(reply_to, frames[0].encode())
@@ -440,6 +441,24 @@ def _answer(request_id: str, result: InvokeResult) -> protocol.Message:
     if not isinstance(payload, dict) or not isinstance(payload.get("errorMessage"), str):
         payload = {"errorMessage": result.body.decode("utf-8", "replace")}
     return protocol.Error(request_id, payload)
+
+
+def _within_limit(message: protocol.Message, encoded: str) -> str:
+    """``encoded``, or an error naming the limit when it is over the relay's limit for one
+    message, which the stub would drop and then wait until the deadline. The worker pool
+    already refuses results over Lambda's 6 MB; this catches what grows in transit (a bytes
+    result carried as escaped text, an error message of many megabytes)."""
+    if len(encoded) * 4 <= MAX_MESSAGE_BYTES:  # UTF-8 takes at most 4 bytes a character
+        return encoded
+    size = len(encoded) if encoded.isascii() else len(encoded.encode())
+    if size <= MAX_MESSAGE_BYTES:
+        return encoded
+    error = {
+        "errorMessage": f"the answer to {_rid(message)} is {size} bytes encoded, over the "
+        f"relay's limit of {MAX_MESSAGE_BYTES} bytes for one message",
+        "errorType": "PyliveRelayError",
+    }
+    return protocol.encode(protocol.Error(_rid(message), error))
 
 
 def _unknown_function(invoke: protocol.Invoke, stage: str) -> InvokeResult:

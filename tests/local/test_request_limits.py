@@ -28,8 +28,16 @@ def echo(event, context):
     if "mark" in params:
         pathlib.Path(params["mark"]).write_text("ran")
     return {"length": len(event.get("body") or "")}
+
+
+def big(event, context):
+    return {"statusCode": 200, "body": "y" * int(event["queryStringParameters"]["size"])}
 """
-ROUTES = [RouteSpec("POST /echo", "echo"), RouteSpec("GET /echo", "echo")]
+ROUTES = [
+    RouteSpec("POST /echo", "echo"),
+    RouteSpec("GET /echo", "echo"),
+    RouteSpec("GET /big", "big"),
+]
 MB = 1024 * 1024
 
 
@@ -37,7 +45,7 @@ MB = 1024 * 1024
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("limits-app")
     (root / "api.py").write_text(HANDLERS)
-    with Server(root, ROUTES, functions=("echo",), head_timeout=1.0) as running:
+    with Server(root, ROUTES, functions=("echo", "big"), head_timeout=1.0) as running:
         yield running
 
 
@@ -95,6 +103,15 @@ def test_an_event_over_lambdas_6_mb_is_413_and_the_function_never_runs(
     )
     assert (status, json.loads(body)) == (200, {"length": 5 * MB})
     assert mark.exists()
+
+
+def test_a_response_over_lambdas_6_mb_is_500(server: Server) -> None:
+    """Lambda fails the invocation (Function.ResponseSizeTooLarge); an HTTP API answers a
+    failed integration with 500."""
+    status, _, body = server.request("GET", f"/big?size={7 * MB}")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    status, _, body = server.request("GET", f"/big?size={6 * MB - 100}")
+    assert status == 200 and len(body) == 6 * MB - 100
 
 
 def test_a_head_over_10240_bytes_is_431(server: Server) -> None:

@@ -47,6 +47,10 @@ APP = {
         "    while len(os.listdir(event['dir'])) < event['n'] and time.monotonic() < deadline:\n"
         "        time.sleep(0.005)\n"
         "    return os.getpid()\n"
+        "def sized(event, context):\n"
+        "    if event.get('raw'):\n"
+        "        return b'x' * event['size']\n"
+        "    return 'x' * (event['size'] - 2)  # marshalled as JSON: two quotes more\n"
     ),
 }
 
@@ -136,6 +140,43 @@ def test_timeout_kills_and_replaces_the_worker(tmp_path: Path, recorder: Recorde
             await _wait_dead(pid)
             again = await pool.invoke("slow", _event({"seconds": 0}))
             assert again.ok and json.loads(again.body) == "slept"
+        finally:
+            await pool.close()
+
+    run(go())
+
+
+def test_a_response_over_lambdas_limit_fails_like_lambda(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    root = _app(tmp_path)
+    limit = 6291556  # Lambda's, as its error message says
+    too_large = {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size "
+        "(6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+
+    async def go() -> None:
+        pool = make_pool(root, recorder)
+        await pool.start([spec(root, "functions/api.sized", id="sized")])
+        try:
+            at_limit = await pool.invoke("sized", _event({"size": limit}))
+            assert at_limit.ok and len(at_limit.body) == limit
+            pid = await _pid_of(pool, "sized")
+            over = await pool.invoke("sized", _event({"size": limit + 1}))
+            assert not over.ok and json.loads(over.body) == too_large
+            assert over.content_type == "application/json"
+            assert (
+                "sized",
+                "Function.ResponseSizeTooLarge: the response is 6291557 bytes, over Lambda's "
+                "limit of 6291556 bytes (return a reference, such as an S3 URL, instead)",
+            ) in recorder.lines
+            await _wait_dead(pid)  # its answer refused, Lambda's runtime exits
+            raw = await pool.invoke("sized", _event({"size": limit + 1, "raw": True}))
+            assert not raw.ok and json.loads(raw.body) == too_large
+            again = await pool.invoke("sized", _event({"size": 12}))
+            assert again.ok and again.body == b'"xxxxxxxxxx"'
         finally:
             await pool.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -167,6 +168,26 @@ def test_large_payloads_are_chunked_both_ways() -> None:
             assert (await cloud.host.invoke_value("hello", {"big": big}))["event"]["big"] == big
 
     run(scenario())
+
+
+def test_an_answer_over_the_relays_limit_is_an_error_not_a_timeout() -> None:
+    async def raw(function_id: str, event: bytes) -> InvokeResult:
+        # A function's bytes result, as the pool returns it: under Lambda's 6 MB, but its
+        # NUL bytes travel as JSON escapes, six times the size.
+        return InvokeResult(True, b"\x00" * (3 * 1024 * 1024), "application/unknown")
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(raw)):
+            cloud.add_stub("hello", timeout=30.0)
+            body = json.loads((await cloud.host.invoke("hello", b"{}")).body)
+            assert body["errorType"] == "PyliveRelayError", body
+            assert re.fullmatch(
+                r"the answer to \S+ is \d+ bytes encoded, over the relay's limit of "
+                r"16777216 bytes for one message",
+                body["errorMessage"],
+            )
+
+    run(scenario(), timeout=20)
 
 
 def test_unknown_function_and_malformed_messages() -> None:
