@@ -273,3 +273,46 @@ def test_a_second_dev_in_the_same_app_is_refused_and_deletes_nothing(app: Path) 
     third = Running(pylive_cmd("dev", "--local", "--port", "0", "--direct"), cwd=app)
     third.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120)
     assert third.stop() == 0
+
+
+def test_the_stubs_sign_as_their_roles_whose_policies_the_local_cloud_enforces(app: Path) -> None:
+    """A statement the app adds to a function's role reaches the local cloud: here a Deny of
+    every @connections call, which makes that function's stub fail as it would in AWS, while
+    the other functions' stubs keep working."""
+    stacks = app / "stacks.py"
+    stacks.write_text(
+        stacks.read_text().replace(
+            "        Api(\n",
+            "        api = Api(\n",
+        )
+        + (
+            "\n\nfrom aws_cdk import aws_iam as iam\n"
+            "_original = AppStack.__init__\n"
+            "def _init(self, *args, **kwargs):\n"
+            "    _original(self, *args, **kwargs)\n"
+            "    api = self.node.find_child('Api')\n"
+            "    api.routes['GET /'].function.add_to_role_policy(iam.PolicyStatement(\n"
+            "        effect=iam.Effect.DENY, actions=['execute-api:ManageConnections'],\n"
+            "        resources=['*']))\n"
+            "AppStack.__init__ = _init\n"
+        )
+    )
+    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
+        status, _, body = http("POST", url + "/items/7", body=b"{}")
+        assert status == 200, body
+        status, _, _ = http("GET", url + "/?name=Ada")
+        assert status == 500
+        running.wait_line(
+            r"User: arn:aws:sts::123456789012:assumed-role/hello-role/hello is not "
+            r"authorized to perform: execute-api:ManageConnections on resource: "
+            r"arn:aws:execute-api:[a-z0-9-]+:123456789012:local/dev/POST/@connections/"
+            r"\{connectionId\} with an explicit deny in an identity-based policy"
+        )
+        running.wait_line(
+            r"hello \(stub\) \| \[ERROR\] PyliveRelayError: @connections POST "
+            r"answered 403: .*assumed-role/hello-role/hello is not authorized"
+        )
+    finally:
+        assert running.stop() == 0

@@ -24,6 +24,9 @@ operator it does not implement, a condition key the request context does not hol
 operator ends in ``IfExists`` or is ``Null``), a policy variable it cannot substitute, a
 malformed statement. Such an ``Allow`` statement does not apply, such a ``Deny`` statement
 does, and :attr:`Decision.unevaluated` says what could not be evaluated.
+
+moto's evaluator (``moto.iam.access_control``) does not fit: it lets a ``NotResource``
+statement match every resource and turns an unmet condition into an explicit deny.
 """
 
 from __future__ import annotations
