@@ -341,15 +341,17 @@ class _LocalRelay:
         self.stubs.set_functions(self._stubs(manifest, timeout_override))
 
     def _stubs(self, manifest: AppManifest, timeout_override: float | None) -> list[FunctionSpec]:
-        """Each function as dev mode deploys it: the stub, with the function's settings and
-        its ``dev_timeout``, so that a function that runs too long fails with its own timeout
-        error from the worker, as it does live."""
+        """Each function as dev mode deploys it: the stub, with the function's settings, its
+        ``dev_timeout``, so that a function that runs too long fails with its own timeout
+        error from the worker, as it does live, and its ``dev_memory`` (which the stub's
+        Lambda variables state; the function's workers keep its own memory size)."""
         return [
             dataclasses.replace(
                 spec,
                 handler=STUB_HANDLER,
                 code_dir=str(stub_code_dir()),
                 timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
+                memory=spec.dev_memory or spec.memory,
                 environment={
                     **spec.environment,
                     **stub_environment(spec.id, self._stub_site(spec)),

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 5  # 2: routes' CORS settings; 3: infra_files; 4: dev_timeout; 5: role_policies
+# 2: routes' CORS settings; 3: infra_files; 4: dev_timeout; 5: role_policies; 6: dev_memory
+MANIFEST_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class FunctionSpec:
     function_name: str = ""  # the deployed function name, when known; defaults to the id
     path: str = ""  # construct path below the app's stage ("App/hello"): how stubs name it
     dev_timeout: float = 0.0  # the stub's timeout in dev mode (0: the function's timeout)
+    dev_memory: int = 0  # MB, the stub's memory in dev mode (0: the function's memory)
     # The policy documents of the function's role as the template states them (CloudFormation
     # intrinsics unresolved); dev mode adds the relay's grants (pylive.relay_policy).
     role_policies: list[dict[str, Any]] = field(default_factory=list)

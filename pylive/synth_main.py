@@ -221,6 +221,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
             environment=environment,
             path=fn.path,
             dev_timeout=fn.dev_timeout,
+            dev_memory=fn.dev_memory_size,
             role_policies=_role_policies(assembly, fn),
         )
 

@@ -35,6 +35,14 @@ APP_CONTEXT: Final = "pylive:app"
 # Dev mode: the debug stack's relay, as `pylive dev` passes it (see relay_settings()).
 RELAY_CONTEXT: Final = "pylive:relay"
 DEFAULT_DEV_TIMEOUT: Final = 900
+# The least memory the dev-mode stub is deployed with: Lambda gives a function CPU in
+# proportion to its memory, one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html), so the stub's CPU
+# per invocation (encoding, signing and posting the event, reading the answer: bench/stub_cpu.py)
+# is latency in the cloud, about 14 times its CPU time at 128 MB. The stub is single-threaded
+# but for posting a large event's chunks: more than one vCPU buys it little. The trade-off
+# (GB-seconds billed while the stub waits on the network) is in docs/live-relay.md.
+DEV_MEMORY_FLOOR: Final = 1769
 STUB_HANDLER: Final = "stub.handler"
 MODES: Final = ("local", "dev", "deploy")
 DEFAULT_MODE: Final = "local"
@@ -148,6 +156,10 @@ class Function(Construct):
     :class:`~pylive.constructs.network.Network`, with a security group of its own (open
     outbound); ``security_groups`` replaces that group with the given ones. A function in a
     network is what ``Database.grant_connect`` and ``Database.allow_from`` accept.
+
+    Under `pylive dev` the deployed function is the relay stub, with ``dev_timeout`` and
+    ``dev_memory_size`` (default: ``memory_size``, at least 1,769 MB, one vCPU, so that the
+    stub's CPU adds little latency); the function itself still runs with ``memory_size``.
     """
 
     def __init__(
@@ -165,6 +177,7 @@ class Function(Construct):
         network: Network | None = None,
         security_groups: list[ec2.ISecurityGroup] | None = None,
         dev_timeout: int | float | cdk.Duration = DEFAULT_DEV_TIMEOUT,
+        dev_memory_size: int | None = None,
     ) -> None:
         super().__init__(scope, id)
         split_handler(handler)
@@ -180,15 +193,9 @@ class Function(Construct):
             raise ValueError(
                 f"architecture {architecture!r} must be one of: {', '.join(ARCHITECTURES)}"
             )
-        if (
-            isinstance(memory_size, bool)
-            or not isinstance(memory_size, int)
-            or not MIN_MEMORY <= memory_size <= MAX_MEMORY
-        ):
-            raise ValueError(
-                f"memory_size {memory_size!r} must be a whole number of MB "
-                f"from {MIN_MEMORY} to {MAX_MEMORY}"
-            )
+        _check_memory("memory_size", memory_size)
+        if dev_memory_size is not None:
+            _check_memory("dev_memory_size", dev_memory_size)
         if security_groups is not None and network is None:
             raise ValueError("security_groups need a network: pass network=... as well")
 
@@ -203,12 +210,18 @@ class Function(Construct):
         self.environment: dict[str, str] = dict(environment or {})
         self.network: Network | None = network
         self.dev_timeout: float = max(_timeout_seconds(dev_timeout), self.timeout)
+        # What the stub is deployed with in dev mode; the function itself (its local workers,
+        # `context.memory_limit_in_mb`) keeps ``memory_size``.
+        self.dev_memory_size: int = (
+            dev_memory_size if dev_memory_size is not None else max(memory_size, DEV_MEMORY_FLOOR)
+        )
 
         relay = relay_settings(self) if self.mode == "dev" else None
         if relay is not None and network is not None and not network.nat_gateways:
             raise ValueError(no_route_to_relay(self.node.path, network.node.path))
         lambda_code, lambda_handler = self._code_and_handler()
         deployed_timeout = self.dev_timeout if self.mode == "dev" else self.timeout
+        deployed_memory = self.dev_memory_size if self.mode == "dev" else memory_size
         deployed_environment = dict(self.environment)
         if relay is not None:
             deployed_environment.update(self._stub_environment(relay))
@@ -225,7 +238,7 @@ class Function(Construct):
                 if architecture == "arm64"
                 else lambda_.Architecture.X86_64
             ),
-            memory_size=memory_size,
+            memory_size=deployed_memory,
             timeout=cdk.Duration.seconds(deployed_timeout),
             environment=deployed_environment,
             **_placement(network, security_groups),
@@ -460,6 +473,17 @@ def _placement(
     if security_groups is not None:
         placement["security_groups"] = list(security_groups)
     return placement
+
+
+def _check_memory(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_MEMORY <= value <= MAX_MEMORY
+    ):
+        raise ValueError(
+            f"{name} {value!r} must be a whole number of MB from {MIN_MEMORY} to {MAX_MEMORY}"
+        )
 
 
 def _python_version(runtime: str) -> tuple[int, ...]:

@@ -283,3 +283,49 @@ def test_local_mode_fits_the_dev_timeout_the_runner_uses(
     Template.from_stack(stack)
     assert fn.dev_timeout == 120
     assert "pylive:warning:" not in capsys.readouterr().err
+
+
+def _memory_sizes(stack: cdk.Stack) -> dict[str, int]:
+    resources = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    return {name: r["Properties"]["MemorySize"] for name, r in resources.items()}
+
+
+def test_the_stub_gets_a_vcpu_of_memory_and_the_function_keeps_its_own(
+    dev_stack: cdk.Stack,
+) -> None:
+    """Lambda's CPU follows memory: the stub is deployed with at least 1,769 MB (one vCPU),
+    while the function's own memory size is what the runner's workers get."""
+    small = Function(dev_stack, "small", handler="functions/orders.handler", memory_size=256)
+    big = Function(dev_stack, "big", handler="functions/orders.handler", memory_size=3008)
+    chosen = Function(
+        dev_stack, "chosen", handler="functions/orders.handler", memory_size=512,
+        dev_memory_size=256,
+    )  # fmt: skip
+    sizes = sorted(_memory_sizes(dev_stack).values())
+    assert sizes == [256, 1769, 3008]
+    assert (small.memory_size, small.dev_memory_size) == (256, 1769)
+    assert (big.memory_size, big.dev_memory_size) == (3008, 3008)
+    assert (chosen.memory_size, chosen.dev_memory_size) == (512, 256)
+
+
+@pytest.mark.parametrize("mode", ["deploy", "local"])
+def test_only_dev_mode_deploys_the_dev_memory_size(
+    make_stack: Callable[..., cdk.Stack], tmp_path: Path, mode: str
+) -> None:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "orders.py").write_text("def handler(e, c):\n    return 1\n")
+    stack = make_stack(mode)
+    Function(stack, "a", handler="functions/orders.handler", memory_size=512)
+    Function(stack, "b", handler="functions/orders.handler", dev_memory_size=2048)
+    assert sorted(_memory_sizes(stack).values()) == [128, 512]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(64, "from 128 to 10240"), (1769.0, "whole number of MB"), (True, "whole number")],
+)
+def test_an_invalid_dev_memory_size_is_a_clear_error(
+    dev_stack: cdk.Stack, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"dev_memory_size .*{message}"):
+        Function(dev_stack, "a", handler="functions/orders.handler", dev_memory_size=value)  # type: ignore[arg-type]
