@@ -92,19 +92,20 @@ class EnvPlan:
 
 
 def plan(root: Path) -> EnvPlan:
+    """What ``root/.venv`` should hold (see the module's docstring)."""
     root = root.resolve()
-    requirements = find_requirements(root, root)
-    requirements_file: Path | None = root / REQUIREMENTS_FILE
-    if requirements_file is not None and requirements_file.is_file():
-        app: list[str] = []
-        source = REQUIREMENTS_FILE
+    requirements_file = root / REQUIREMENTS_FILE
+    if requirements_file.is_file():
+        app: list[str] = []  # installed with -r, so its options and includes keep working
     else:
-        requirements_file = None
-        app = [line.strip() for line in requirements.text.splitlines() if line.strip()]
-        source = "pyproject.toml [project] dependencies"
+        # the bundle's rule 3: pyproject.toml's dependencies without the infra packages
+        text = find_requirements(root, root).text
+        app = [line.strip() for line in text.splitlines() if line.strip()]
     packages = [*app, *dependency_group(root / "pyproject.toml", DEV_GROUP)]
     packages += [p for p in LAMBDA_RUNTIME_PACKAGES if p not in packages]
-    return EnvPlan(root, requirements_file, tuple(packages), source)
+    if requirements_file.is_file():
+        return EnvPlan(root, requirements_file, tuple(packages), REQUIREMENTS_FILE)
+    return EnvPlan(root, None, tuple(packages), "pyproject.toml [project] dependencies")
 
 
 def managed(root: Path) -> bool:
@@ -120,14 +121,12 @@ def in_sync(env: EnvPlan) -> bool:
     return isinstance(stamp, dict) and stamp.get("digest") == env.digest()
 
 
-def create(
-    root: Path, *, on_status: Callable[[str], None] = lambda _: None, python: str | None = None
-) -> EnvPlan:
-    """Create ``root/.venv`` (on ``python``, default pylive's own interpreter) and install
-    the app's environment into it."""
+def create(root: Path, *, on_status: Callable[[str], None] = lambda _: None) -> EnvPlan:
+    """Create ``root/.venv`` on pylive's own Python version and install the app's
+    environment into it."""
     env = plan(root)
     uv = find_uv()
-    interpreter = python or sys.executable
+    interpreter = sys.executable
     started = time.perf_counter()
     on_status(f"creating {ENV_DIR} (Python {sys.version_info[0]}.{sys.version_info[1]}) with uv")
     _run(
