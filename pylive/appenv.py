@@ -108,9 +108,12 @@ def plan(root: Path) -> EnvPlan:
     return EnvPlan(root, None, tuple(packages), "pyproject.toml [project] dependencies")
 
 
-def managed(root: Path) -> bool:
-    """True when ``root/.venv`` was created by pylive (so pylive keeps it in sync)."""
-    return (root / ENV_DIR / STAMP_FILE).is_file()
+def managed(root: Path, python: Path) -> bool:
+    """True when ``root/.venv`` was created by pylive (so pylive keeps it in sync) and
+    ``python``, the workers' interpreter, is its interpreter."""
+    venv = root / ENV_DIR
+    same = os.path.normpath(os.path.abspath(python)) == os.path.normpath(venv_python(venv))
+    return same and (venv / STAMP_FILE).is_file()
 
 
 def in_sync(env: EnvPlan) -> bool:
@@ -157,10 +160,10 @@ def sync(
     return True
 
 
-def prepare(root: Path, *, on_status: Callable[[str], None]) -> None:
-    """Before workers start: bring a pylive-managed environment in line with the app's
-    dependencies (nothing to do, and no process, when they are unchanged)."""
-    if not managed(root):
+def prepare(root: Path, python: Path, *, on_status: Callable[[str], None]) -> None:
+    """Before workers start on ``python``: bring a pylive-managed environment in line with
+    the app's dependencies (nothing to do, and no process, when they are unchanged)."""
+    if not managed(root, python):
         return
     env = plan(root)
     if in_sync(env):
@@ -176,7 +179,7 @@ def prepare(root: Path, *, on_status: Callable[[str], None]) -> None:
     on_status(f"synced {ENV_DIR} with {env.source} in {time.perf_counter() - started:.1f} s")
 
 
-def missing_module_hint(root: Path, message: str) -> str:
+def missing_module_hint(root: Path, python: Path, message: str) -> str:
     """For an import error ``No module named 'x'`` of a module that is not the app's own:
     where to add it. Empty when it does not apply."""
     found = _NO_MODULE.search(message)
@@ -186,7 +189,7 @@ def missing_module_hint(root: Path, message: str) -> str:
     if (root / top).exists() or (root / f"{top}.py").exists():
         return ""  # the app's own module: a wrong path, not a missing package
     where = plan(root).dependency_file
-    if managed(root):
+    if managed(root, python):
         return f"add the package that provides {top!r} to {where}; pylive dev installs it"
     return (
         f"add the package that provides {top!r} to {where} and install it into the "

@@ -123,7 +123,9 @@ def load_config(start: Path | None = None, *, stage: str | None = None) -> AppCo
 
 def _interpreter(root: Path, configured: str | None) -> Path:
     if configured:
-        path = (root / configured).resolve() if not os.path.isabs(configured) else Path(configured)
+        # Not resolved: a venv's python is a symlink, and only run by its own path does it
+        # use the venv's packages.
+        path = Path(os.path.normpath(root / configured))
         if not path.exists():
             raise ConfigError(f"[tool.pylive] python = {configured!r}: {path} does not exist")
         return path

@@ -101,7 +101,9 @@ class LocalDevSession:
         # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
         # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.to_thread(appenv.prepare, self.config.root, on_status=self.console.event)
+        await asyncio.to_thread(
+            appenv.prepare, self.config.root, self.config.python, on_status=self.console.event
+        )
         manifest = self._manifest = await self._synthesize(announce=False)
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None
@@ -178,7 +180,9 @@ class LocalDevSession:
             preload_file=self.config.state_dir / PRELOAD_FILE,
             memory_limit=not self.options.debug,  # a debugger needs memory of its own
             record=self.invocations.log,
-            hint=functools.partial(appenv.missing_module_hint, self.config.root),
+            hint=functools.partial(
+                appenv.missing_module_hint, self.config.root, self.config.python
+            ),
         )
 
     def _timeout_override(self) -> float | None:
@@ -194,7 +198,7 @@ class LocalDevSession:
 
     def _watcher(self) -> ReloadWatcher:
         assert self._pool is not None
-        deps = DependencySync(self.config.root, self._pool, self.console)
+        deps = DependencySync(self.config.root, self.config.python, self._pool, self.console)
         return ReloadWatcher(
             self.config.root,
             infra_files=self._infra_files,

@@ -71,7 +71,7 @@ async def invoke_once(config: AppConfig, function: str, event: bytes) -> InvokeR
     manifest = synthesize(config).manifest
     function_id = find_function(manifest, function)
     console = Console(sys.stderr)
-    appenv.prepare(config.root, on_status=console.event)
+    appenv.prepare(config.root, config.python, on_status=console.event)
     pool = WorkerPool(
         config.python,
         config.root,
@@ -79,7 +79,7 @@ async def invoke_once(config: AppConfig, function: str, event: bytes) -> InvokeR
             region=config.region,
             output=console.output,
             events=console.event,
-            hint=functools.partial(appenv.missing_module_hint, config.root),
+            hint=functools.partial(appenv.missing_module_hint, config.root, config.python),
         ),
     )
     await pool.start([manifest.functions[function_id]], warm=False)

@@ -215,7 +215,9 @@ class LiveDevSession:
         relay = self.relay = await asyncio.to_thread(self.deployer.deploy_relay)
         self.console.event("deploying the stubs (every invocation will run here)")
         await asyncio.to_thread(self.deployer.deploy_stubs, relay)
-        await asyncio.to_thread(appenv.prepare, self.config.root, on_status=self.console.event)
+        await asyncio.to_thread(
+            appenv.prepare, self.config.root, self.config.python, on_status=self.console.event
+        )
         manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
         pool = WorkerPool(
             self.config.python,
@@ -229,7 +231,9 @@ class LiveDevSession:
                 preload_file=self.config.state_dir / PRELOAD_FILE,
                 memory_limit=self.debug_port is None,  # a debugger needs memory of its own
                 record=self.invocations.log,
-                hint=functools.partial(appenv.missing_module_hint, self.config.root),
+                hint=functools.partial(
+                    appenv.missing_module_hint, self.config.root, self.config.python
+                ),
             ),
         )
         invoker = _ByPath(pool, manifest)
@@ -319,7 +323,7 @@ class LiveDevSession:
         def infra_files() -> set[str]:
             return {os.path.realpath(p) for p in infra_sources(self.config, invoker.manifest)}
 
-        deps = DependencySync(self.config.root, pool, self.console)
+        deps = DependencySync(self.config.root, self.config.python, pool, self.console)
         return ReloadWatcher(
             self.config.root,
             infra_files=infra_files,

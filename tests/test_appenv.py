@@ -54,19 +54,26 @@ def test_the_digest_follows_the_requirements(tmp_path: Path) -> None:
 
 def test_a_missing_package_is_hinted_with_the_file_to_add_it_to(tmp_path: Path) -> None:
     app = make_app(tmp_path, requirements="")
+    venv_python = app / ".venv" / "bin" / "python"
     message = "Unable to import module 'functions/items': No module named 'sqlalchemy.orm'"
-    hint = appenv.missing_module_hint(app, message)
+    hint = appenv.missing_module_hint(app, venv_python, message)
     assert "'sqlalchemy'" in hint and "requirements.txt" in hint
     assert "install it into the interpreter" in hint  # no environment managed by pylive
     (app / ".venv").mkdir()
     (app / ".venv" / appenv.STAMP_FILE).write_text("{}")
-    assert appenv.missing_module_hint(app, message) == (
+    other = tmp_path / "elsewhere" / "python"  # [tool.pylive] python names another one
+    assert "install it into the interpreter" in appenv.missing_module_hint(app, other, message)
+    assert appenv.missing_module_hint(app, venv_python, message) == (
         "add the package that provides 'sqlalchemy' to requirements.txt; pylive dev installs it"
     )
 
 
 def test_no_hint_for_the_apps_own_modules_or_other_errors(tmp_path: Path) -> None:
     app = make_app(tmp_path)
+    venv_python = app / ".venv" / "bin" / "python"
     own = "Unable to import module 'functions/hello': No module named 'functions.hello'"
-    assert appenv.missing_module_hint(app, own) == ""
-    assert appenv.missing_module_hint(app, "Syntax error in module 'functions/hello'") == ""
+    assert appenv.missing_module_hint(app, venv_python, own) == ""
+    assert (
+        appenv.missing_module_hint(app, venv_python, "Syntax error in module 'functions/hello'")
+        == ""
+    )

@@ -51,6 +51,16 @@ def test_the_apps_venv_is_the_workers_interpreter(tmp_path: Path) -> None:
     assert load_config(root).python == python
 
 
+def test_a_configured_venv_interpreter_is_kept_as_its_own_path(tmp_path: Path) -> None:
+    """A venv's python is a symlink to the base interpreter; run by the resolved path it would
+    not see the venv's packages."""
+    root = _app(tmp_path, 'name = "shop"\npython = "./envs/py/bin/python"')
+    python = root / "envs" / "py" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to(sys.executable)
+    assert load_config(root).python == python
+
+
 def test_a_configured_interpreter_must_exist(tmp_path: Path) -> None:
     root = _app(tmp_path, 'name = "shop"\npython = "envs/py/bin/python"')
     with pytest.raises(ConfigError, match="does not exist"):

@@ -15,14 +15,15 @@ from pylive.runtime.pool import WorkerPool
 
 
 class DependencySync:
-    def __init__(self, root: Path, pool: WorkerPool, console: Console) -> None:
+    def __init__(self, root: Path, python: Path, pool: WorkerPool, console: Console) -> None:
         self._root = root
+        self._python = python
         self._pool = pool
         self._console = console
 
     def files(self) -> set[str]:
         """The files to watch; none when pylive does not manage the app's environment."""
-        if not appenv.managed(self._root):
+        if not appenv.managed(self._root, self._python):
             return set()
         return {os.path.realpath(p) for p in appenv.plan(self._root).inputs()}
 
