@@ -20,6 +20,7 @@ import binascii
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
@@ -36,6 +37,7 @@ LAMBDA_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 7 * 1024 * 1024
 DEFAULT_MAX_PENDING = 64
 DEFAULT_REASSEMBLY_TIMEOUT = 60.0
+REFUSED_KEPT = 1024  # refused message ids remembered, so their other chunks are ignored
 
 # Never relayed to the developer's machine: the runner uses the developer's own credentials.
 CREDENTIAL_VARIABLES = frozenset(
@@ -177,13 +179,18 @@ class Pong:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Slice ``index`` of ``total`` of the encoded message ``message_id`` (base64 ``data``)."""
+    """Slice ``index`` of ``total`` of the encoded message ``message_id`` (base64 ``data``).
+
+    The chunks of an invoke also carry its ``request_id`` and ``reply_to``: a runner that
+    cannot take the message (see :class:`Reassembler`'s limits) can still answer it."""
 
     TYPE: ClassVar[str] = "chunk"
     message_id: str
     index: int
     total: int
     data: str
+    request_id: str | None = None
+    reply_to: str | None = None
 
 
 # Union, not X | Y: the stub runs this module on every Python runtime from 3.9 on.
@@ -213,6 +220,8 @@ def encode(message: Message) -> str:
             body["reply_to"] = message.reply_to
         if message.resume:
             body["resume"] = True
+    elif isinstance(message, Chunk):  # the optional fields only when set
+        body.update((k, v) for k, v in message.__dict__.items() if v is not None)
     else:
         body.update(message.__dict__)
     try:
@@ -375,7 +384,14 @@ def _parse_chunk(f: _Fields) -> Chunk:
     index = f.integer("index")
     if index >= total:
         raise ProtocolError(f"chunk: index {index} is out of range for {total} chunks")
-    return Chunk(message_id=f.text("message_id"), index=index, total=total, data=f.text("data"))
+    return Chunk(
+        message_id=f.text("message_id"),
+        index=index,
+        total=total,
+        data=f.text("data"),
+        request_id=f.opt_text("request_id"),
+        reply_to=f.opt_text("reply_to"),
+    )
 
 
 _PARSERS: dict[str, Callable[[_Fields], Message]] = {
@@ -422,8 +438,11 @@ def split(
     *,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     message_id: str | None = None,
+    request_id: str | None = None,
+    reply_to: str | None = None,
 ) -> list[str]:
-    """The frames that carry ``frame``: itself if it fits, else encoded ``chunk`` messages.
+    """The frames that carry ``frame``: itself if it fits, else encoded ``chunk`` messages
+    (carrying ``request_id`` and ``reply_to`` when given: see :class:`Chunk`).
 
     Each returned frame's UTF-8 size is at most ``max_frame_bytes``.
     """
@@ -431,22 +450,33 @@ def split(
     if len(data) <= max_frame_bytes:
         return [frame]
     message_id = message_id or uuid.uuid4().hex
-    step = chunk_capacity(len(data), message_id, max_frame_bytes)
+    step = chunk_capacity(len(data), message_id, max_frame_bytes, request_id, reply_to)
     total = -(-len(data) // step)
     # What encode(Chunk(...)) gives, formatted directly: base64 needs no JSON escaping, and
     # json.dumps of a 120 KB string costs more than the base64 step itself.
     quoted_id = json.dumps(message_id, ensure_ascii=False)
     head = f'{{"action":"{Chunk.TYPE}","v":{PROTOCOL_VERSION},"message_id":{quoted_id},"index":'
+    tail = "".join(
+        f',"{name}":{json.dumps(value, ensure_ascii=False)}'
+        for name, value in (("request_id", request_id), ("reply_to", reply_to))
+        if value is not None
+    )
     return [
-        f'{head}{i},"total":{total},"data":"{_b64(data[i * step : (i + 1) * step])}"}}'
+        f'{head}{i},"total":{total},"data":"{_b64(data[i * step : (i + 1) * step])}"{tail}}}'
         for i in range(total)
     ]
 
 
-def chunk_capacity(size: int, message_id: str, max_frame_bytes: int) -> int:
+def chunk_capacity(
+    size: int,
+    message_id: str,
+    max_frame_bytes: int,
+    request_id: str | None = None,
+    reply_to: str | None = None,
+) -> int:
     """How many payload bytes one chunk of a ``size``-byte message can carry."""
     worst = str(size)  # index and total never have more digits than the size
-    empty = encode(Chunk(message_id, int(worst), int(worst), ""))
+    empty = encode(Chunk(message_id, int(worst), int(worst), "", request_id, reply_to))
     step = (max_frame_bytes - len(empty.encode())) // 4 * 3
     if step <= 0:
         raise ValueError(f"max_frame_bytes={max_frame_bytes} leaves no room for chunk data")
@@ -458,6 +488,16 @@ def _b64(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------- reassembly
+
+
+class ChunkRefused(ProtocolError):
+    """The :class:`Reassembler` dropped the message ``chunk`` belongs to (``problem`` says
+    why); its other chunks are ignored. An invoke's chunk names whom to tell."""
+
+    def __init__(self, chunk: Chunk, problem: str) -> None:
+        super().__init__(f"chunked message {chunk.message_id[:64]!r}: {problem}")
+        self.chunk = chunk
+        self.problem = problem
 
 
 @dataclass
@@ -474,7 +514,8 @@ class Reassembler:
     Limits: a message larger than ``max_message_bytes`` is dropped; at most ``max_pending``
     messages may be incomplete at once; a message still incomplete ``timeout`` seconds after
     its first chunk is dropped (measured with ``clock``, injected for tests). Every violation
-    raises :class:`ProtocolError` and forgets the offending message; other messages are kept.
+    raises :class:`ChunkRefused` (a :class:`ProtocolError`) once and forgets the offending
+    message, ignoring its other chunks; other messages are kept.
     """
 
     def __init__(
@@ -490,6 +531,7 @@ class Reassembler:
         self.timeout = timeout
         self._clock = clock
         self._pending: dict[str, _Pending] = {}
+        self._refused: OrderedDict[str, None] = OrderedDict()
 
     @property
     def pending(self) -> int:
@@ -506,6 +548,8 @@ class Reassembler:
 
     def add(self, chunk: Chunk) -> str | None:
         """Take one chunk; the whole encoded message once its last chunk arrived."""
+        if chunk.message_id in self._refused:
+            return None  # the rest of a message already refused
         data = self._data(chunk)
         pending = self._pending.get(chunk.message_id)
         if pending is None:
@@ -530,32 +574,33 @@ class Reassembler:
         try:
             return whole.decode()
         except UnicodeDecodeError:
-            raise ProtocolError(
-                f"chunked message {chunk.message_id[:64]!r} is not valid UTF-8"
-            ) from None
+            self._drop(chunk, "not valid UTF-8")
 
     def feed(self, frame: str | bytes) -> Message | None:
         """Decode one frame; chunks are collected and the message returned once complete."""
         message = decode(frame)
         if not isinstance(message, Chunk):
             return message
-        whole = self.add(message)
+        chunk = message
+        whole = self.add(chunk)
         if whole is None:
             return None
-        message = decode(whole)
+        try:
+            message = decode(whole)
+        except ProtocolError as exc:
+            self._drop(chunk, str(exc))
         if isinstance(message, Chunk):
-            raise ProtocolError("a chunked message cannot itself be a chunk")
+            self._drop(chunk, "a chunked message cannot itself be a chunk")
         return message
 
     def _start(self, chunk: Chunk) -> _Pending:
         if chunk.total < 1 or chunk.total > self.max_message_bytes:
-            raise ProtocolError(f"chunk: total {chunk.total} is out of range")
+            self._drop(chunk, f"total {chunk.total} is out of range")
         if len(self._pending) >= self.max_pending:
             self.expire()
         if len(self._pending) >= self.max_pending:
-            raise ProtocolError(
-                f"too many incomplete chunked messages (limit {self.max_pending}); "
-                f"chunk of {chunk.message_id[:64]!r} rejected"
+            self._drop(
+                chunk, f"too many incomplete chunked messages at once (limit {self.max_pending})"
             )
         pending = _Pending(total=chunk.total, started=self._clock())
         self._pending[chunk.message_id] = pending
@@ -572,4 +617,7 @@ class Reassembler:
 
     def _drop(self, chunk: Chunk, problem: str) -> NoReturn:
         self._pending.pop(chunk.message_id, None)
-        raise ProtocolError(f"chunked message {chunk.message_id[:64]!r}: {problem}")
+        self._refused[chunk.message_id] = None
+        if len(self._refused) > REFUSED_KEPT:
+            self._refused.popitem(last=False)
+        raise ChunkRefused(chunk, problem)

@@ -696,7 +696,14 @@ class _Relayed:
                 f"the invocation of {self.settings.function_id} is {len(encoded)} bytes "
                 f"encoded, over the relay's limit of {MAX_MESSAGE_BYTES} bytes for one message"
             )
-        return protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
+        # The chunks name the invoke: a runner that cannot take them answers with the reason.
+        invoke = self.invoke
+        return protocol.split(
+            encoded,
+            max_frame_bytes=POST_CHUNK_BYTES,
+            request_id=invoke.request_id,
+            reply_to=invoke.reply_to,
+        )
 
     # -- posting the invoke ----------------------------------------------------------------
 

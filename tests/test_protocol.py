@@ -20,6 +20,7 @@ from pylive.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Chunk,
+    ChunkRefused,
     Error,
     Invoke,
     InvokeContext,
@@ -289,14 +290,48 @@ def test_pending_limit_and_timeout_with_an_injected_clock() -> None:
     r.add(chunks_of(frame, message_id="a")[0])
     now[0] = 5.0
     r.add(chunks_of(frame, message_id="b")[0])
-    with pytest.raises(ProtocolError, match="too many incomplete chunked messages"):
-        r.add(chunks_of(frame, message_id="c")[0])
-    now[0] = 10.0  # "a" is now 10 s old: expired, which makes room for "c"
-    r.add(chunks_of(frame, message_id="c")[0])
+    refused = chunks_of(frame, message_id="c")
+    with pytest.raises(
+        ChunkRefused, match=r"too many incomplete chunked messages at once \(limit 2\)"
+    ):
+        r.add(refused[0])
+    now[0] = 10.0  # "a" is now 10 s old: expired, which makes room for "d"
+    assert r.add(refused[1]) is None  # the rest of a refused message is ignored
+    assert r.pending == 2
+    r.add(chunks_of(frame, message_id="d")[0])
     assert r.pending == 2
     now[0] = 15.0
     assert r.expire() == ["b"]
     assert r.pending == 1
+
+
+def test_an_invokes_chunks_say_whom_to_tell_when_it_is_refused() -> None:
+    invoke = encode(Invoke("req-7", "hello", 1, "x" * 3000, InvokeContext("arn"), reply_to="c1"))
+    frames = split(invoke, max_frame_bytes=400, request_id="req-7", reply_to="c1")
+    assert max(len(f.encode()) for f in frames) <= 400
+    assert frames == [encode(decode(frame)) for frame in frames]
+    chunks = [decode(frame) for frame in frames]
+    assert all(
+        isinstance(c, Chunk) and (c.request_id, c.reply_to) == ("req-7", "c1") for c in chunks
+    )
+    r = Reassembler(max_pending=1)
+    r.add(chunks_of(big_result(1000), message_id="other")[0])
+    with pytest.raises(ChunkRefused) as refused:
+        r.feed(frames[0])
+    assert refused.value.chunk == chunks[0]
+    assert refused.value.problem == "too many incomplete chunked messages at once (limit 1)"
+    assert [r.feed(frame) for frame in frames[1:]] == [None] * (len(frames) - 1)
+    # Without the optional fields a chunk encodes as before.
+    assert '"request_id"' not in split(invoke, max_frame_bytes=400)[0]
+
+
+def test_a_chunked_message_that_does_not_decode_is_refused() -> None:
+    frames = split('{"action":"invoke","v":1,"pad":"' + "x" * 1000 + '"}', max_frame_bytes=300)
+    r = Reassembler()
+    for frame in frames[:-1]:
+        assert r.feed(frame) is None
+    with pytest.raises(ChunkRefused, match="invoke: missing field"):
+        r.feed(frames[-1])
 
 
 def test_inconsistent_total_is_rejected() -> None:

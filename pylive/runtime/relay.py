@@ -27,7 +27,8 @@ Temporary credentials (SSO, an assumed role) expire while a session runs for hou
 signs connects and @connections calls with what it answers.
 
 A ``replaced`` message (another runner registered for the same app and stage) makes
-:meth:`RelayClient.run` return ``"replaced"``; a malformed message is logged and skipped.
+:meth:`RelayClient.run` return ``"replaced"``; a malformed message is logged and skipped,
+and a chunked invoke that cannot be reassembled (too many at once) is answered with the reason.
 """
 
 from __future__ import annotations
@@ -237,6 +238,10 @@ class RelayClient:
                 self._last_received = time.monotonic()
                 try:
                     message = reassembler.feed(frame)
+                except protocol.ChunkRefused as exc:
+                    self.log(f"protocol error on the relay connection: {exc}")
+                    self._refuse(exc.chunk, exc.problem)
+                    continue
                 except protocol.ProtocolError as exc:
                     replaced = _replaced_reason(frame)
                     if replaced is not None:
@@ -361,6 +366,28 @@ class RelayClient:
             "errorType": "PyliveRelayError",
         }
         return protocol.Error(request_id, lost)
+
+    def _refuse(self, chunk: protocol.Chunk, problem: str) -> None:
+        """Answer the invoke whose chunks could not be taken, when they say which, so its stub
+        fails with the reason instead of waiting for an ack that never comes. One posted
+        again while it runs (or just ran) is acked (or answered) as usual."""
+        request_id, reply_to = chunk.request_id, chunk.reply_to
+        if request_id is None or reply_to is None:
+            return
+        running = self._running.get(request_id)
+        if running is not None:
+            running[0] = reply_to
+            answer: protocol.Message | None = protocol.Ack(request_id)
+        else:
+            answer = self._answers.get(request_id)
+        if answer is None:
+            error = {
+                "errorMessage": f"pylive dev (stage {self.endpoint.stage}) could not take "
+                f"invocation {request_id}: {problem}",
+                "errorType": "PyliveRelayError",
+            }
+            answer = protocol.Error(request_id, error)
+        self._spawn(self._answer(reply_to, answer))
 
     async def _run(self, invoke: protocol.Invoke) -> InvokeResult:
         if self.prepare is not None:

@@ -190,6 +190,37 @@ def test_an_answer_over_the_relays_limit_is_an_error_not_a_timeout() -> None:
     run(scenario(), timeout=20)
 
 
+def test_an_invoke_the_runner_cannot_reassemble_is_answered_not_dev_not_running() -> None:
+    async def scenario() -> None:
+        invoker = ScriptedInvoker(echo)
+        async with local_cloud() as cloud, runner(cloud, invoker) as client:
+            env = {"PYLIVE_RUNNER_GRACE": "0"}  # a silent runner is "not running" at once
+            cloud.host.add(stub_function("hello", cloud.api.stub_site("hello"), timeout=10.0,
+                                         lambda_env=env, ack_timeout=0.5))  # fmt: skip
+            key = {"pk": "runner#shop#dev"}
+            runner_id = cloud.table.get_item(Key=key, ConsistentRead=True)["Item"]["connection_id"]
+            # As many large messages as the runner reassembles at once, each missing chunks.
+            for n in range(protocol.DEFAULT_MAX_PENDING):
+                frame = protocol.encode(protocol.Result(f"r{n}", "x" * 1000))
+                first = protocol.split(frame, max_frame_bytes=300)[0]
+                assert await client.connections.post(runner_id, first.encode())
+            event = {"big": "x" * 300_000}  # three chunks
+            body = json.loads((await cloud.host.invoke("hello", json.dumps(event).encode())).body)
+            assert body["errorType"] == "PyliveRelayError", body
+            assert re.fullmatch(
+                r"pylive dev \(stage dev\) could not take invocation \S+: too many incomplete "
+                r"chunked messages at once \(limit 64\)",
+                body["errorMessage"],
+            )
+            assert invoker.calls == []
+            refusals = [line for line in client.logs if "too many" in line]  # type: ignore[attr-defined]
+            assert len(refusals) == 1  # the invoke's other chunks were ignored, not refused again
+            # A small invoke needs no reassembly: the runner still serves it.
+            assert (await cloud.host.invoke_value("hello", {"n": 1}))["event"] == {"n": 1}
+
+    run(scenario())
+
+
 def test_unknown_function_and_malformed_messages() -> None:
     async def unknown(function_id: str, event: bytes) -> InvokeResult:
         raise KeyError(function_id)
