@@ -801,3 +801,26 @@ def test_a_flow_idle_past_the_nat_timeout_is_forgotten() -> None:
             assert [e["body"] for e in rec.of("$default")] == ["a"]
 
     run(scenario())
+
+
+def test_a_connect_url_that_does_not_sign_the_host_is_refused() -> None:
+    class HostlessQueryAuth(SigV4QueryAuth):
+        def headers_to_sign(self, request: AWSRequest) -> Any:
+            signed = super().headers_to_sign(request)
+            del signed["host"]
+            return signed
+
+    async def scenario() -> None:
+        rec = Recorder()
+        async with gateway(rec, credentials=CREDENTIALS) as gw:
+            request = AWSRequest(method="GET", url=gw.ws_url, headers={"Origin": "http://x"})
+            auth = HostlessQueryAuth(Credentials(KEY, SECRET), "execute-api", "us-east-1", 60)
+            auth.add_auth(request)
+            assert "X-Amz-SignedHeaders=origin" in str(request.url)
+            with pytest.raises(InvalidStatus) as raised:
+                async with ws_connect(str(request.url), origin="http://x"):  # type: ignore[arg-type]
+                    pass
+            assert raised.value.response.status_code == 403
+        assert not rec.of("$connect")
+
+    run(scenario())
