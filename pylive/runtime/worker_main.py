@@ -493,7 +493,8 @@ def _serve(channel: _Channel, handler: Any) -> NoReturn:
 def _peak_kb() -> int:
     """The process's peak resident memory so far (VmHWM), in KB, for the invocation record:
     a system call here costs far less than the runner reading /proc for it."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # macOS counts bytes
 
 
 def _start_debugger(port: int, wait: bool) -> None:
