@@ -31,6 +31,7 @@ statement match every resource and turns an unmet condition into an explicit den
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -151,6 +152,8 @@ _ESCAPES = {"*": "*", "?": "?", "$": "$"}
 def _resource_pattern(pattern: str, context: Context) -> re.Pattern[str]:
     """A Resource pattern with its policy variables (``${aws:username}``) substituted."""
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
+    if "${" not in pattern:
+        return _glob(pattern)
     parts: list[str] = []
     position = 0
     for match in _VARIABLE.finditer(pattern):
@@ -172,6 +175,7 @@ def _resource_pattern(pattern: str, context: Context) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few patterns, on every request
 def _glob(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.compile(_glob_source(pattern), flags)
