@@ -69,6 +69,8 @@ def test_console_shows_an_invocation_live_and_replays_it_on_new_code(
         console = running.wait_line(r"^Console: (http://127\.0\.0\.1:\d+/\?token=\S+)$").group(1)
         page = browser.new_page(viewport={"width": 1360, "height": 820})
         page.set_default_timeout(WAIT_MS)
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(console)
         expect(page.locator("#conn")).to_have_text("live")
         expect(page.locator("#empty")).to_be_visible()
@@ -118,6 +120,9 @@ def test_console_shows_an_invocation_live_and_replays_it_on_new_code(
         expect(page.locator("#detail-output")).to_have_text("creating 42")
         page.locator("#replay").click()
         expect(page.locator("#replay-verdict")).to_have_text("result changed")
+        # Everything the page loaded came from the console itself: no CDN, works offline.
+        base = console.split("/?")[0] + "/"
+        assert requested and all(url.startswith(base) for url in requested), requested
         shot = Path(os.environ.get("PYLIVE_CONSOLE_SCREENSHOT") or tmp_path / "console.png")
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
