@@ -94,3 +94,21 @@ def test_http_is_what_the_local_http_api_sends() -> None:
     )  # fmt: skip
     assert set(event) == set(reference)
     assert event["version"] == "2.0" and event["routeKey"] == "GET /"
+
+
+@pytest.mark.parametrize(
+    ("source", "model"),
+    [
+        ("sqs", "SqsModel"),
+        ("s3", "S3Model"),
+        ("eventbridge", "EventBridgeModel"),
+        ("schedule", "EventBridgeModel"),
+        ("dynamodb", "DynamoDBStreamModel"),
+        ("http", "APIGatewayProxyEventV2Model"),
+    ],
+)
+def test_aws_own_event_models_accept_each_sample(source: str, model: str) -> None:
+    """An independent oracle: Powertools for AWS Lambda's parser models of these events."""
+    from aws_lambda_powertools.utilities.parser import models
+
+    getattr(models, model).model_validate(sample_event(source))
