@@ -64,7 +64,7 @@ class Cloud:
 
     def add_stub(self, timeout: float, **module: Any) -> None:
         """The stub of function "hello", its module constants patched with ``module``."""
-        fn = stub_function("hello", self.api.site, timeout=timeout, lambda_env={})
+        fn = stub_function("hello", self.api.stub_site("hello"), timeout=timeout, lambda_env={})
 
         def patch(m: ModuleType) -> None:
             for name, value in module.items():

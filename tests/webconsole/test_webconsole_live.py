@@ -42,7 +42,9 @@ def test_a_live_sqs_invocation_is_recorded_and_replays(app: Path) -> None:
         running = asyncio.create_task(session.run())
         try:
             await asyncio.wait_for(session.ready.wait(), 60)
-            stub = stub_function(hello.path, account.api.site, timeout=10, lambda_env={})
+            stub = stub_function(
+                hello.path, account.api.stub_site(hello.path), timeout=10, lambda_env={}
+            )
             account.api.host.add(stub)
             await account.api.host.invoke_value(hello.path, sample_event("sqs"))
             url = session.invocations.url
