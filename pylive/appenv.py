@@ -2,8 +2,9 @@
 
 It holds what a function has in Lambda and nothing of pylive's own tools:
 
-- the app's requirements, found as a function's bundle finds them (``requirements.txt`` next
-  to pyproject.toml, else ``[project] dependencies`` without the infrastructure packages);
+- the app's requirements, found as a function's bundle finds them: ``requirements.txt`` next
+  to pyproject.toml, else ``[project] dependencies`` without the infrastructure packages,
+  and the ``requirements.txt`` of each function whose code directory has its own;
 - the ``dev`` dependency group of pyproject.toml (``[dependency-groups]``, PEP 735: test
   tools such as pytest), which is never bundled;
 - boto3, which the Lambda Python runtime provides;
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,10 @@ class EnvPlan:
     """What the environment should hold."""
 
     root: Path
-    requirements_file: Path | None  # the app's requirements.txt, installed with -r
+    code_dirs: tuple[Path, ...]  # the functions' code directories (other than the root)
+    requirements_files: tuple[Path, ...]  # installed with -r: the root's, then the functions'
     packages: tuple[str, ...]  # everything else, as requirement strings
-    source: str  # where the app's requirements come from, for messages and hints
+    source: str  # where the app's requirements come from, for messages
 
     @property
     def venv(self) -> Path:
@@ -69,43 +71,55 @@ class EnvPlan:
     def python(self) -> Path:
         return venv_python(self.venv)
 
-    @property
-    def dependency_file(self) -> str:
-        """The file a missing package belongs in."""
-        return REQUIREMENTS_FILE if self.requirements_file is not None else "pyproject.toml"
+    def dependency_file(self, code_dir: Path | None = None) -> str:
+        """The file a package missing for the function in ``code_dir`` belongs in: the one
+        its bundle is built from."""
+        if code_dir is not None and code_dir != self.root:
+            own = code_dir / REQUIREMENTS_FILE
+            if own.is_file():
+                return _relative(own, self.root)
+        if (self.root / REQUIREMENTS_FILE).is_file():
+            return REQUIREMENTS_FILE
+        return "pyproject.toml"
 
     def inputs(self) -> list[Path]:
-        """The files whose change calls for a sync."""
-        files = [self.root / "pyproject.toml"]
-        if self.requirements_file is not None:
-            files.append(self.requirements_file)
-        return files
+        """The files whose change calls for a sync (a function's requirements.txt also
+        before it exists)."""
+        return [
+            self.root / "pyproject.toml",
+            self.root / REQUIREMENTS_FILE,
+            *(d / REQUIREMENTS_FILE for d in self.code_dirs),
+        ]
 
     def digest(self) -> str:
         h = hashlib.sha256()
         h.update(f"{sys.version_info[:2]}\0{self.packages}\0".encode())
-        if self.requirements_file is not None:
-            h.update(_read(self.requirements_file))
+        for path in self.requirements_files:
+            h.update(str(path).encode() + b"\0" + _read(path))
         for module in _runtime_modules():
             h.update(module.name.encode() + b"\0" + _read(module))
         return h.hexdigest()
 
 
-def plan(root: Path) -> EnvPlan:
-    """What ``root/.venv`` should hold (see the module's docstring)."""
+def plan(root: Path, code_dirs: Iterable[str | Path] = ()) -> EnvPlan:
+    """What ``root/.venv`` should hold for functions whose code is in ``code_dirs`` (see the
+    module's docstring): every requirements file a bundle of theirs is built from."""
     root = root.resolve()
-    requirements_file = root / REQUIREMENTS_FILE
-    if requirements_file.is_file():
+    others = tuple(sorted({Path(d).resolve() for d in code_dirs} - {root}))
+    files = [root / REQUIREMENTS_FILE] if (root / REQUIREMENTS_FILE).is_file() else []
+    if files:
         app: list[str] = []  # installed with -r, so its options and includes keep working
     else:
         # the bundle's rule 3: pyproject.toml's dependencies without the infra packages
         text = find_requirements(root, root).text
         app = [line.strip() for line in text.splitlines() if line.strip()]
+    files += [d / REQUIREMENTS_FILE for d in others if (d / REQUIREMENTS_FILE).is_file()]
     packages = [*app, *dependency_group(root / "pyproject.toml", DEV_GROUP)]
     packages += [p for p in LAMBDA_RUNTIME_PACKAGES if p not in packages]
-    if requirements_file.is_file():
-        return EnvPlan(root, requirements_file, tuple(packages), REQUIREMENTS_FILE)
-    return EnvPlan(root, None, tuple(packages), "pyproject.toml [project] dependencies")
+    names = [_relative(f, root) for f in files]
+    if not (root / REQUIREMENTS_FILE).is_file():
+        names.insert(0, "pyproject.toml [project] dependencies")
+    return EnvPlan(root, others, tuple(files), tuple(packages), " + ".join(names))
 
 
 def managed(root: Path, python: Path) -> bool:
@@ -150,22 +164,32 @@ def create(root: Path, *, on_status: Callable[[str], None] = lambda _: None) -> 
 
 
 def sync(
-    root: Path, *, on_status: Callable[[str], None] = lambda _: None, force: bool = False
+    root: Path,
+    code_dirs: Iterable[str | Path] = (),
+    *,
+    on_status: Callable[[str], None] = lambda _: None,
+    force: bool = False,
 ) -> bool:
     """Install what changed into a pylive-managed ``root/.venv``; True when it installed."""
-    env = plan(root)
+    env = plan(root, code_dirs)
     if not force and in_sync(env):
         return False
     install(env, on_status=on_status)
     return True
 
 
-def prepare(root: Path, python: Path, *, on_status: Callable[[str], None]) -> None:
+def prepare(
+    root: Path,
+    python: Path,
+    code_dirs: Iterable[str | Path] = (),
+    *,
+    on_status: Callable[[str], None],
+) -> None:
     """Before workers start on ``python``: bring a pylive-managed environment in line with
     the app's dependencies (nothing to do, and no process, when they are unchanged)."""
     if not managed(root, python):
         return
-    env = plan(root)
+    env = plan(root, code_dirs)
     if in_sync(env):
         return
     started = time.perf_counter()
@@ -179,7 +203,7 @@ def prepare(root: Path, python: Path, *, on_status: Callable[[str], None]) -> No
     on_status(f"synced {ENV_DIR} with {env.source} in {time.perf_counter() - started:.1f} s")
 
 
-def missing_module_hint(root: Path, python: Path, message: str) -> str:
+def missing_module_hint(root: Path, python: Path, code_dir: str, message: str) -> str:
     """For an import error ``No module named 'x'`` of a module that is not the app's own:
     where to add it. Empty when it does not apply."""
     found = _NO_MODULE.search(message)
@@ -188,7 +212,7 @@ def missing_module_hint(root: Path, python: Path, message: str) -> str:
     top = found.group(1).split(".")[0]
     if (root / top).exists() or (root / f"{top}.py").exists():
         return ""  # the app's own module: a wrong path, not a missing package
-    where = plan(root).dependency_file
+    where = plan(root).dependency_file(Path(code_dir).resolve())
     if managed(root, python):
         return f"add the package that provides {top!r} to {where}; pylive dev installs it"
     return (
@@ -202,13 +226,13 @@ def install(env: EnvPlan, *, on_status: Callable[[str], None] = lambda _: None) 
     runtime modules, then write the stamp."""
     digest = env.digest()
     uv = find_uv()
-    parts = [env.source] if env.requirements_file is not None or _app_packages(env) else []
+    parts = [env.source] if env.requirements_files or _app_packages(env) else []
     if dependency_group(env.root / "pyproject.toml"):
         parts.append(f"[dependency-groups] {DEV_GROUP}")
     on_status(f"installing {' + '.join([*parts, 'boto3'])} into {ENV_DIR}")
     command = [uv, "pip", "install", "--python", str(env.python)]
-    if env.requirements_file is not None:
-        command += ["-r", str(env.requirements_file)]
+    for path in env.requirements_files:
+        command += ["-r", str(path)]
     command += list(env.packages)
     offline: list[str] = []
     try:
@@ -301,6 +325,13 @@ def _app_packages(env: EnvPlan) -> list[str]:
 def _runtime_modules() -> list[Path]:
     package = Path(__file__).resolve().parent
     return [package / name for name in RUNTIME_MODULES]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _read(path: Path) -> bytes:

@@ -101,10 +101,14 @@ class LocalDevSession:
         # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
         # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.to_thread(
-            appenv.prepare, self.config.root, self.config.python, on_status=self.console.event
-        )
         manifest = self._manifest = await self._synthesize(announce=False)
+        await asyncio.to_thread(
+            appenv.prepare,
+            self.config.root,
+            self.config.python,
+            manifest.code_dirs(),
+            on_status=self.console.event,
+        )
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None
         tasks: list[asyncio.Task[Any]] = []
@@ -198,7 +202,13 @@ class LocalDevSession:
 
     def _watcher(self) -> ReloadWatcher:
         assert self._pool is not None
-        deps = DependencySync(self.config.root, self.config.python, self._pool, self.console)
+        deps = DependencySync(
+            self.config.root,
+            self.config.python,
+            lambda: self._manifest.code_dirs() if self._manifest is not None else [],
+            self._pool,
+            self.console,
+        )
         return ReloadWatcher(
             self.config.root,
             infra_files=self._infra_files,

@@ -215,10 +215,14 @@ class LiveDevSession:
         relay = self.relay = await asyncio.to_thread(self.deployer.deploy_relay)
         self.console.event("deploying the stubs (every invocation will run here)")
         await asyncio.to_thread(self.deployer.deploy_stubs, relay)
-        await asyncio.to_thread(
-            appenv.prepare, self.config.root, self.config.python, on_status=self.console.event
-        )
         manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
+        await asyncio.to_thread(
+            appenv.prepare,
+            self.config.root,
+            self.config.python,
+            manifest.code_dirs(),
+            on_status=self.console.event,
+        )
         pool = WorkerPool(
             self.config.python,
             self.config.root,
@@ -323,7 +327,13 @@ class LiveDevSession:
         def infra_files() -> set[str]:
             return {os.path.realpath(p) for p in infra_sources(self.config, invoker.manifest)}
 
-        deps = DependencySync(self.config.root, self.config.python, pool, self.console)
+        deps = DependencySync(
+            self.config.root,
+            self.config.python,
+            lambda: invoker.manifest.code_dirs(),
+            pool,
+            self.console,
+        )
         return ReloadWatcher(
             self.config.root,
             infra_files=infra_files,

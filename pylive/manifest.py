@@ -94,6 +94,10 @@ class AppManifest:
     # the infra code), relative to the app root: the hash and the watcher cover them too.
     infra_files: tuple[str, ...] = ()
 
+    def code_dirs(self) -> list[str]:
+        """The functions' code directories, each once."""
+        return sorted({spec.code_dir for spec in self.functions.values()})
+
     def to_json(self) -> str:
         data: dict[str, Any] = {
             "version": MANIFEST_VERSION,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pylive import appenv
@@ -15,9 +16,17 @@ from pylive.runtime.pool import WorkerPool
 
 
 class DependencySync:
-    def __init__(self, root: Path, python: Path, pool: WorkerPool, console: Console) -> None:
+    def __init__(
+        self,
+        root: Path,
+        python: Path,
+        code_dirs: Callable[[], list[str]],
+        pool: WorkerPool,
+        console: Console,
+    ) -> None:
         self._root = root
         self._python = python
+        self._code_dirs = code_dirs  # of the functions served now
         self._pool = pool
         self._console = console
 
@@ -25,7 +34,8 @@ class DependencySync:
         """The files to watch; none when pylive does not manage the app's environment."""
         if not appenv.managed(self._root, self._python):
             return set()
-        return {os.path.realpath(p) for p in appenv.plan(self._root).inputs()}
+        plan = appenv.plan(self._root, self._code_dirs())
+        return {os.path.realpath(p) for p in plan.inputs()}
 
     async def changed(self, paths: set[str]) -> None:
         """Install what changed, then replace the worker host and every worker, and say so.
@@ -34,7 +44,7 @@ class DependencySync:
         started = time.perf_counter()
         try:
             installed = await asyncio.to_thread(
-                appenv.sync, self._root, on_status=self._console.event
+                appenv.sync, self._root, self._code_dirs(), on_status=self._console.event
             )
         except PyliveError as exc:
             self._console.warn(f"{names} changed, but {exc} (the workers keep running)")

@@ -80,7 +80,7 @@ class PoolOptions:
     preload_file: Path | None = None  # remembers which modules to pre-import next time
     memory_limit: bool = True  # stop a worker over its function's memory size, as Lambda does
     # What to do about an init error's message (a missing package: the file to add it to).
-    hint: Callable[[str], str] = lambda message: ""
+    hint: Callable[[str, str], str] = lambda code_dir, message: ""  # -> what to do
     idle_reclaim_s: float | None = IDLE_RECLAIM_S  # None keeps every idle worker
     record: InvocationLog | None = None  # remembers every invocation (what the console shows)
 
@@ -292,7 +292,7 @@ class WorkerPool:
                 self._options.events(f"{state.spec.id}: reloaded in {ms:.0f} ms")
         elif isinstance(outcome, bytes):
             self._options.events(
-                f"{state.spec.id}: {_one_line_error(outcome)}{self._hint(outcome)}"
+                f"{state.spec.id}: {_one_line_error(outcome)}{self._hint(state, outcome)}"
             )
         elif isinstance(outcome, BaseException):
             self._options.events(f"{state.spec.id}: could not start a worker: {outcome}")
@@ -359,7 +359,7 @@ class WorkerPool:
         if isinstance(acquired, bytes):
             if record is not None:
                 record.cold = True  # the worker's init failed
-            if hint := self._hint(acquired):
+            if hint := self._hint(state, acquired):
                 self._options.output(state.spec.id, f"[pylive] hint:{hint.removeprefix(' ->')}")
             return InvokeResult(False, acquired, request_id=request_id, duration_ms=_since(started))
         worker = acquired
@@ -520,13 +520,13 @@ class WorkerPool:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _hint(self, error: bytes) -> str:
+    def _hint(self, state: _FunctionState, error: bytes) -> str:
         """`` -> <what to do>`` for an init error pylive knows a fix for, else empty."""
         try:
             message = json.loads(error).get("errorMessage", "")
         except (ValueError, AttributeError):
             return ""
-        hint = self._options.hint(message) if isinstance(message, str) else ""
+        hint = self._options.hint(state.spec.code_dir, message) if isinstance(message, str) else ""
         return f" -> {hint}" if hint else ""
 
     def _is_app_file(self, path: str) -> bool:
