@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from pylive.runtime.pool import InvokeResult
+from pylive.runtime.pool import RESPONSE_LIMIT_BYTES, InvokeResult, response_too_large_error
 from pylive.runtime.relay import RelayEndpoint
 from pylive.stub_code import stub_code_dir
 
@@ -172,6 +172,12 @@ class LambdaHost:
                     "stackTrace": [],
                 }
             )
+            return InvokeResult(False, body, request_id=request_id, duration_ms=_ms(started))
+        if len(body) > RESPONSE_LIMIT_BYTES:
+            # Lambda refuses the answer and its runtime exits: the container is retired. (The
+            # runtime's JSON has spaces after separators, orjson's none: never stricter.)
+            self._discard(state, container)
+            body = response_too_large_error()
             return InvokeResult(False, body, request_id=request_id, duration_ms=_ms(started))
         return InvokeResult(True, body, request_id=request_id, duration_ms=_ms(started))
 

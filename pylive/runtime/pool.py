@@ -384,7 +384,7 @@ class WorkerPool:
             if len(body) > RESPONSE_LIMIT_BYTES and reply["t"] == "result":
                 worker.kill()  # Lambda refused the answer: its runtime exits
                 self._too_large(state, len(body), record)
-                body = _response_too_large_error()
+                body = response_too_large_error()
                 reply = {**reply, "t": "error", "ct": "application/json"}
         except TimeoutError:
             worker.kill()
@@ -618,7 +618,8 @@ def _timeout_error(request_id: str, timeout: float) -> bytes:
     return json.dumps({"errorMessage": message}).encode()
 
 
-def _response_too_large_error() -> bytes:
+def response_too_large_error() -> bytes:
+    """What Lambda answers for a result over :data:`RESPONSE_LIMIT_BYTES`."""
     return json.dumps(
         {"errorMessage": RESPONSE_TOO_LARGE_MESSAGE, "errorType": RESPONSE_TOO_LARGE}
     ).encode()

@@ -24,6 +24,8 @@ def handler(event, context):
         GATE.wait(5)
     if event.get("sleep"):
         time.sleep(event["sleep"])
+    if event.get("size"):
+        return "y" * (event["size"] - 2)  # two quotes more as JSON
     return {
         "calls": calls, "thread": threading.get_ident(), "env": environ.get("GREETING"),
         "request_id": context.aws_request_id, "arn": context.invoked_function_arn,
@@ -99,6 +101,27 @@ def test_errors_and_timeouts_look_like_lambda(function: LambdaFunction) -> None:
         assert not result.ok
         assert "Task timed out after 1.00 seconds" in json.loads(result.body)["errorMessage"]
         assert host.containers("fn") == 0  # the timed-out container is retired
+        host.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_response_over_lambdas_limit_fails_and_retires_the_container(
+    function: LambdaFunction,
+) -> None:
+    async def scenario() -> None:
+        host = LambdaHost()
+        host.add(function)
+        at_limit = await host.invoke("fn", {"size": 6291556})
+        assert at_limit.ok and len(at_limit.body) == 6291556
+        over = await host.invoke("fn", {"size": 6291557})
+        assert not over.ok and json.loads(over.body) == {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size "
+            "(6291556 bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        }
+        assert host.containers("fn") == 0  # Lambda's runtime exits when its answer is refused
+        assert (await host.invoke_value("fn", {}))["calls"] == 1  # a new container
         host.close()
 
     asyncio.run(scenario())
