@@ -16,6 +16,7 @@ event on a kept-alive loopback connection (``http.client``, answered 200 with no
 
     .venv/bin/python bench/stub_cpu.py [--runs 5] [--sizes 1024,1048576,6000000]
     .venv/bin/python bench/stub_cpu.py --profile 1048576     # cProfile of the stub's warm path
+    .venv/bin/python bench/stub_cpu.py --compare /tmp/old    # against another checkout, in turns
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import io
 import json
 import os
 import pstats
+import resource
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import common
@@ -109,17 +112,20 @@ class _Context:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
-def _cpu(fn: Callable[[], object], n: int) -> tuple[float, float]:
-    """CPU and wall ms per call of ``fn`` over ``n`` calls."""
+def _cpu(fn: Callable[[], object], n: int) -> tuple[float, float, float]:
+    """CPU, of which the kernel's (system time), and wall ms per call of ``fn`` over ``n``
+    calls."""
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(n):
         fn()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return cpu / n * 1000, wall / n * 1000
+    system = resource.getrusage(resource.RUSAGE_SELF).ru_stime - usage0.ru_stime
+    return cpu / n * 1000, system / n * 1000, wall / n * 1000
 
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
-    sys.path.insert(0, str(common.REPO))
+    sys.path.insert(0, config["code"])
     from stub import stub
 
     stub.environ = config["env"]
@@ -155,10 +161,12 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
             print(out.getvalue(), file=sys.stderr)
-        runs: dict[str, list[float]] = {k: [] for k in ("stub", "stub_wall", "json", "http")}
+        keys = ("stub", "stub_system", "stub_wall", "json", "http")
+        runs: dict[str, list[float]] = {k: [] for k in keys}
         for _ in range(config["runs"]):
-            cpu, wall = _cpu(invoke, n)
+            cpu, system, wall = _cpu(invoke, n)
             runs["stub"].append(cpu)
+            runs["stub_system"].append(system)
             runs["stub_wall"].append(wall)
             runs["json"].append(_cpu(codec, n)[0])
             runs["http"].append(_cpu(post, n)[0])
@@ -200,7 +208,11 @@ async def _http_sink() -> AsyncIterator[int]:
         server.close()
 
 
-async def measure(sizes: list[int], runs: int, profile: int | None) -> dict[str, Any]:
+async def measure(
+    sizes: list[int], runs: int, profile: int | None, codes: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Each code's results; one child process per code and run, the codes in turn, so that
+    whatever else loads the machine weighs on each alike."""
     from relay import _relay_with_runner
 
     from pylive.local.lambda_host import stub_function
@@ -208,22 +220,31 @@ async def measure(sizes: list[int], runs: int, profile: int | None) -> dict[str,
     async with _relay_with_runner(lambda event: event) as api, _http_sink() as sink_port:
         stub_env = dict(stub_function("bench", api.stub_site("bench"), timeout=60, lambda_env={})
                         .environment)  # fmt: skip
-        config = {
-            "env": stub_env,
-            "sizes": sizes,
-            "runs": runs,
-            "sink_port": sink_port,
-            "profile": profile,
-        }
-        proc = await asyncio.create_subprocess_exec(
-            common.PYTHON, __file__, "--child",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await proc.communicate(json.dumps(config).encode())
-        if proc.returncode != 0:
-            raise SystemExit(f"the stub's process failed (exit {proc.returncode})")
-        result: dict[str, Any] = json.loads(out)
-        return result
+        results: dict[str, dict[str, Any]] = {name: {} for name in codes}
+        for index in range(runs):
+            for name, code in codes.items():
+                config = {
+                    "env": stub_env,
+                    "sizes": sizes,
+                    "runs": 1,
+                    "sink_port": sink_port,
+                    "profile": profile if index == 0 else None,
+                    "code": code,
+                }
+                common.log(f"run {index + 1}: {name}")
+                proc = await asyncio.create_subprocess_exec(
+                    common.PYTHON, __file__, "--child",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, _ = await proc.communicate(json.dumps(config).encode())
+                if proc.returncode != 0:
+                    raise SystemExit(f"the stub's process failed (exit {proc.returncode})")
+                for size, data in json.loads(out).items():
+                    kept = results[name].setdefault(size, data)
+                    if kept is not data:
+                        for key, values in data["runs_ms"].items():
+                            kept["runs_ms"][key] += values
+        return results
 
 
 def _report(raw: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +258,7 @@ def _report(raw: dict[str, Any]) -> dict[str, Any]:
             "event_bytes": data["event_bytes"],
             "stub_cpu_ms": round(stub_ms, 3),
             "stub_cpu_ms_min_max": [round(min(runs["stub"]), 3), round(max(runs["stub"]), 3)],
+            "stub_system_cpu_ms": round(statistics.median(runs["stub_system"]), 3),
             "stub_wall_ms": round(statistics.median(runs["stub_wall"]), 3),
             "baseline_json_dumps_loads_cpu_ms": round(json_ms, 3),
             "baseline_http_post_cpu_ms": round(http_ms, 3),
@@ -265,12 +287,21 @@ def run() -> dict[str, Any]:
         "--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), help="event sizes in bytes"
     )
     parser.add_argument("--profile", type=int, help="print a cProfile of this size's path")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also measure the stub and pylive of another checkout (e.g. `git archive` of "
+        "an older commit), in turns with this one",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     machine = common.machine_info()
+    codes = {"this": str(common.REPO)}
+    if args.compare:
+        codes["compared"] = str(Path(args.compare).resolve())
     common.log(f"measuring the stub's CPU per warm invocation, {args.runs} runs per size")
-    raw = asyncio.run(measure(sizes, args.runs, args.profile))
-    return {
+    raw = asyncio.run(measure(sizes, args.runs, args.profile, codes))
+    result = {
         "benchmark": "stub_cpu",
         "machine": machine,
         "runs": args.runs,
@@ -279,8 +310,11 @@ def run() -> dict[str, Any]:
             "source": "https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html",
         },
         "target_cpu_ms_at_1mb_event": TARGET_CPU_MS_1MB,
-        "sizes": _report(raw),
+        "sizes": _report(raw["this"]),
     }
+    if args.compare:
+        result["compared"] = {"code": codes["compared"], "sizes": _report(raw["compared"])}
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""Chunk frames written by split() are read without a JSON parser; every other frame, valid
+or not, is read (and refused) exactly as decode() reads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pylive import protocol
+
+MESSAGE = protocol.encode(protocol.Result("r1", {"body": 'é"\\' * 20000}))
+
+
+def frames(message_id: str = "m1", **ids: str) -> list[str]:
+    return protocol.split(MESSAGE, max_frame_bytes=8 * 1024, message_id=message_id, **ids)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        {},
+        {"request_id": "r-1"},
+        {"reply_to": "L0SM9cOF/vHcCIhw="},
+        {"request_id": "r", "reply_to": "ü"},
+    ],
+)
+def test_split_frames_take_the_fast_path_and_reassemble(ids: dict[str, str]) -> None:
+    parts = frames(**ids)
+    assert len(parts) > 3
+    for frame in parts:
+        fast = protocol._read_chunk(frame)
+        assert fast is not None
+        general = protocol.decode(frame)
+        assert isinstance(general, protocol.Chunk)
+        assert fast[0] == general
+    reassembler = protocol.Reassembler()
+    results = [reassembler.feed(frame) for frame in reversed(parts)]
+    assert results[:-1] == [None] * (len(parts) - 1)
+    assert results[-1] == protocol.decode(MESSAGE)
+
+
+def _rewrite(frame: str, **fields: object) -> str:
+    body = json.loads(frame)
+    body.update(fields)
+    return json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message_id": 'a "quoted" id'},  # escaped in JSON
+        {"extra": 1},  # an unknown field, ignored
+        {"reply_to": 'a "quoted" id'},
+        {"request_id": None},
+    ],
+)
+def test_other_valid_chunk_frames_take_the_general_path(change: dict[str, object]) -> None:
+    parts = [_rewrite(frame, **change) for frame in frames()]
+    assert protocol._read_chunk(parts[0]) is None
+    reassembler = protocol.Reassembler()
+    assert [reassembler.feed(frame) for frame in parts][-1] == protocol.decode(MESSAGE)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"data": "not base64!"}, "data is not valid base64"),
+        ({"data": ""}, "carries no data"),
+        ({"index": 99}, "index 99 is out of range"),
+        ({"v": 2}, "protocol version"),
+    ],
+)
+def test_invalid_chunk_frames_fail_as_decode_says(change: dict[str, object], error: str) -> None:
+    bad = _rewrite(frames()[0], **change)
+    with pytest.raises(protocol.ProtocolError, match=error):
+        protocol.Reassembler().feed(bad)
+
+
+def test_a_frame_like_a_chunk_with_data_past_the_quote_is_not_misread() -> None:
+    first = frames()[0]
+    tricky = first[:-2] + '","data":"QUJD"}'  # a duplicate key: JSON keeps the last
+    assert protocol._read_chunk(tricky) is None
+    body = json.loads(tricky)
+    assert body["data"] == "QUJD"
