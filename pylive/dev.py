@@ -87,6 +87,7 @@ class LocalDevSession:
         self._manifest: AppManifest | None = None  # what is served now
         self._pool: WorkerPool | None = None
         self._relay: _LocalRelay | None = None
+        self._deps: DependencySync | None = None  # while files are watched
         self.invocations = SessionConsole(
             config.state_dir, console, web=options.web_console, port=options.console_port
         )
@@ -202,7 +203,7 @@ class LocalDevSession:
 
     def _watcher(self) -> ReloadWatcher:
         assert self._pool is not None
-        deps = DependencySync(
+        deps = self._deps = DependencySync(
             self.config.root,
             self.config.python,
             lambda: self._manifest.code_dirs() if self._manifest is not None else [],
@@ -235,6 +236,8 @@ class LocalDevSession:
         except PyliveError as exc:
             self.console.warn(f"{exc} (still serving the previous routes)")
             return
+        if self._deps is not None:
+            await self._deps.functions_changed()
         changed = self._pool.set_functions(manifest.functions.values())
         if self._relay is not None:
             self._relay.set_functions(manifest, self._timeout_override())

@@ -315,6 +315,7 @@ class LiveDevSession:
             except PyliveError as exc:
                 self.console.warn(f"{exc} (still serving the previous functions)")
                 return
+            await deps.functions_changed()
             pool.set_functions(manifest.functions.values())
             invoker.update(manifest)
             if assumer is not None:

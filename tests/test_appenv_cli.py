@@ -87,3 +87,35 @@ def test_dev_installs_a_new_dependency_and_rewarms_the_workers(tmp_path: Path) -
         assert http("GET", url + "/?name=Ada")[0] == 200
     finally:
         assert running.stop() == 0
+
+
+def test_a_new_function_with_its_own_requirements_gets_them(tmp_path: Path) -> None:
+    app = init(tmp_path, "app")
+    orders = app / "services" / "orders"
+    orders.mkdir(parents=True)
+    (orders / "orders.py").write_text(
+        "import json\nimport tomli_w\n\n"
+        "def handler(event, context):\n"
+        "    return {'statusCode': 200, 'body': json.dumps({'toml': tomli_w.dumps({'a': 1})})}\n"
+    )
+    (orders / "requirements.txt").write_text("tomli-w>=1\n")
+    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app, env=no_node_env())
+    try:
+        url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=180).group(1)
+        stacks = app / "stacks.py"
+        stacks.write_text(
+            stacks.read_text()
+            .replace("import Api", "import Api, Function")
+            .replace(
+                'routes={"GET /": "functions/hello.handler"}',
+                'routes={"GET /": "functions/hello.handler", "GET /orders": Function('
+                'self, "orders", handler="orders.handler", code="services/orders")}',
+            )
+        )
+        running.wait_line(r"routes updated \(2 routes\)", timeout=180)
+        assert any("synced .venv" in line for line in running.lines), running.lines
+        status, _, body = http("GET", url + "/orders")
+        assert status == 200, body
+        assert json_body(body) == {"toml": "a = 1\n"}
+    finally:
+        assert running.stop() == 0

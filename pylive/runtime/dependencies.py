@@ -40,7 +40,14 @@ class DependencySync:
     async def changed(self, paths: set[str]) -> None:
         """Install what changed, then replace the worker host and every worker, and say so.
         A failed install is a warning: the workers keep running on the environment as it is."""
-        names = ", ".join(sorted(os.path.relpath(p, self._root) for p in paths))
+        await self._sync(", ".join(sorted(os.path.relpath(p, self._root) for p in paths)))
+
+    async def functions_changed(self) -> None:
+        """After a re-synthesis: a function with a code directory of its own may have brought
+        a requirements.txt (nothing happens, and no process runs, when none did)."""
+        await self._sync("a function's code directory")
+
+    async def _sync(self, names: str) -> None:
         started = time.perf_counter()
         try:
             installed = await asyncio.to_thread(
