@@ -450,6 +450,34 @@ def split(
     data = frame.encode()
     if len(data) <= max_frame_bytes:
         return [frame]
+    return [
+        chunk.decode() for chunk in _chunks(data, max_frame_bytes, message_id, request_id, reply_to)
+    ]
+
+
+def split_encoded(
+    frame: str,
+    *,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    message_id: str | None = None,
+    request_id: str | None = None,
+    reply_to: str | None = None,
+) -> list[bytes]:
+    """:func:`split`'s frames as the UTF-8 bytes that are sent: a large message's chunks are
+    built as bytes, without a copy of each as text and back."""
+    data = frame.encode()
+    if len(data) <= max_frame_bytes:
+        return [data]
+    return _chunks(data, max_frame_bytes, message_id, request_id, reply_to)
+
+
+def _chunks(
+    data: bytes,
+    max_frame_bytes: int,
+    message_id: str | None,
+    request_id: str | None,
+    reply_to: str | None,
+) -> list[bytes]:
     message_id = message_id or uuid.uuid4().hex
     step = chunk_capacity(len(data), message_id, max_frame_bytes, request_id, reply_to)
     total = -(-len(data) // step)
@@ -462,8 +490,17 @@ def split(
         for name, value in (("request_id", request_id), ("reply_to", reply_to))
         if value is not None
     )
+    before, after = head.encode(), f'"{tail}}}'.encode()
+    view = memoryview(data)
     return [
-        f'{head}{i},"total":{total},"data":"{_b64(data[i * step : (i + 1) * step])}"{tail}}}'
+        b"".join(
+            (
+                before,
+                b'%d,"total":%d,"data":"' % (i, total),
+                base64.b64encode(view[i * step : (i + 1) * step]),
+                after,
+            )
+        )
         for i in range(total)
     ]
 
@@ -482,10 +519,6 @@ def chunk_capacity(
     if step <= 0:
         raise ValueError(f"max_frame_bytes={max_frame_bytes} leaves no room for chunk data")
     return step
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 # ---------------------------------------------------------------- reassembly
@@ -643,11 +676,36 @@ _PLAIN = r'"([^"\\\x00-\x1f]*)"'  # a JSON string without escapes: its value is 
 _CHUNK_TAIL = re.compile(rf'"(?:,"request_id":{_PLAIN})?(?:,"reply_to":{_PLAIN})?\}}\Z')
 
 
+_CHUNK_HEAD_BYTES = re.compile(_CHUNK_HEAD.pattern.encode())
+_CHUNK_TAIL_BYTES = re.compile(_CHUNK_TAIL.pattern.encode())
+CHUNK_PREFIX = f'{{"action":"{Chunk.TYPE}",'.encode()  # how every frame split() writes starts
+
+
 def _read_chunk(frame: str | bytes) -> tuple[Chunk, bytes] | None:
-    """The chunk in ``frame`` and its decoded data, if the frame is a valid chunk written
-    as split() writes it; None for anything else."""
-    if not isinstance(frame, str):
+    """The chunk in ``frame`` (its text or its UTF-8 bytes) and its decoded data, if the
+    frame is a valid chunk written as split() writes it; None for anything else."""
+    if isinstance(frame, str):
+        return _read_chunk_text(frame)
+    head = _CHUNK_HEAD_BYTES.match(frame)
+    if head is None:
         return None
+    index, total = int(head.group(2)), int(head.group(3))
+    end = frame.find(b'"', head.end())
+    tail = _CHUNK_TAIL_BYTES.match(frame, end) if index < total and end > 0 else None
+    if tail is None:
+        return None
+    try:
+        data = base64.b64decode(memoryview(frame)[head.end() : end], validate=True)
+        request_id, reply_to = (None if g is None else g.decode() for g in tail.groups())
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not data:
+        return None
+    text = frame[head.end() : end].decode("ascii")  # base64: ASCII
+    return Chunk(head.group(1).decode(), index, total, text, request_id, reply_to), data
+
+
+def _read_chunk_text(frame: str) -> tuple[Chunk, bytes] | None:
     head = _CHUNK_HEAD.match(frame)
     if head is None:
         return None

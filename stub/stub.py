@@ -215,7 +215,7 @@ class _Connection:
         assert self.ws is not None
         self.send(self.ws, protocol.encode(protocol.Ping(id=os.urandom(4).hex())))
 
-    def _recv(self, ws: _WebSocket, timeout: float) -> str | None:
+    def _recv(self, ws: _WebSocket, timeout: float) -> str | bytes | None:
         if timeout <= 0:
             return None
         try:
@@ -226,9 +226,11 @@ class _Connection:
         if frame is None:
             return None
         self.last_received = time.time()
-        return frame if isinstance(frame, str) else frame.decode()
+        if isinstance(frame, str) or frame.startswith(protocol.CHUNK_PREFIX):
+            return frame  # a chunk is read from its bytes, with no copy as text
+        return frame.decode()
 
-    def _keep(self, frame: str) -> protocol.Message | None:
+    def _keep(self, frame: str | bytes) -> protocol.Message | None:
         try:
             message = self.reassembler.feed(frame)
         except protocol.ProtocolError as exc:
@@ -268,9 +270,9 @@ class _Connection:
         if read_answer:
             self.finish_post()
 
-    def post_all(self, connection_id: str, frames: list[str]) -> None:
+    def post_all(self, connection_id: str, frames: list[bytes]) -> None:
         """POST the chunks of a large message (see :meth:`_ConnectionsApi.post_all`)."""
-        answers = self.api.post_all(connection_id, [frame.encode() for frame in frames])
+        answers = self.api.post_all(connection_id, frames)
         for status, body in answers:
             _check_post(status, body)
 
@@ -488,7 +490,8 @@ class _WebSocket:
         if frame.fin:
             data = b"".join(self._parts)
             self._parts.clear()
-            self._messages.append(data.decode() if self._text else data)
+            text = self._text and not data.startswith(protocol.CHUNK_PREFIX)
+            self._messages.append(data.decode() if text else data)
 
     def _flush(self) -> None:
         for data in self.protocol.data_to_send():
@@ -689,7 +692,7 @@ class _Relayed:
     def deadline(self) -> float:
         return self.invoke.deadline_ms / 1000
 
-    def _frames(self) -> list[str]:
+    def _frames(self) -> list[bytes]:
         encoded = protocol.encode(self.invoke)
         if len(encoded) > MAX_MESSAGE_BYTES:  # the runner would drop it: say so
             raise PyliveRelayError(
@@ -698,7 +701,7 @@ class _Relayed:
             )
         # The chunks name the invoke: a runner that cannot take them answers with the reason.
         invoke = self.invoke
-        return protocol.split(
+        return protocol.split_encoded(
             encoded,
             max_frame_bytes=POST_CHUNK_BYTES,
             request_id=invoke.request_id,
@@ -713,7 +716,7 @@ class _Relayed:
         conn = self.conn
         assert conn.runner_id is not None
         if len(self.frames) == 1:
-            conn.post(conn.runner_id, self.frames[0].encode(), read_answer=read_last_answer)
+            conn.post(conn.runner_id, self.frames[0], read_answer=read_last_answer)
         else:
             conn.post_all(conn.runner_id, self.frames)
 

@@ -28,16 +28,21 @@ def frames(message_id: str = "m1", **ids: str) -> list[str]:
 def test_split_frames_take_the_fast_path_and_reassemble(ids: dict[str, str]) -> None:
     parts = frames(**ids)
     assert len(parts) > 3
+    assert protocol.split_encoded(MESSAGE, max_frame_bytes=8 * 1024, message_id="m1", **ids) == [
+        frame.encode() for frame in parts
+    ]
     for frame in parts:
-        fast = protocol._read_chunk(frame)
-        assert fast is not None
         general = protocol.decode(frame)
         assert isinstance(general, protocol.Chunk)
-        assert fast[0] == general
-    reassembler = protocol.Reassembler()
-    results = [reassembler.feed(frame) for frame in reversed(parts)]
-    assert results[:-1] == [None] * (len(parts) - 1)
-    assert results[-1] == protocol.decode(MESSAGE)
+        for form in (frame, frame.encode()):  # the text, or the bytes the stub reads
+            fast = protocol._read_chunk(form)
+            assert fast is not None
+            assert fast[0] == general
+    for form in (parts, [frame.encode() for frame in parts]):
+        reassembler = protocol.Reassembler()
+        results = [reassembler.feed(frame) for frame in reversed(form)]
+        assert results[:-1] == [None] * (len(parts) - 1)
+        assert results[-1] == protocol.decode(MESSAGE)
 
 
 def _rewrite(frame: str, **fields: object) -> str:
@@ -58,6 +63,7 @@ def _rewrite(frame: str, **fields: object) -> str:
 def test_other_valid_chunk_frames_take_the_general_path(change: dict[str, object]) -> None:
     parts = [_rewrite(frame, **change) for frame in frames()]
     assert protocol._read_chunk(parts[0]) is None
+    assert protocol._read_chunk(parts[0].encode()) is None
     reassembler = protocol.Reassembler()
     assert [reassembler.feed(frame) for frame in parts][-1] == protocol.decode(MESSAGE)
 
@@ -73,13 +79,22 @@ def test_other_valid_chunk_frames_take_the_general_path(change: dict[str, object
 )
 def test_invalid_chunk_frames_fail_as_decode_says(change: dict[str, object], error: str) -> None:
     bad = _rewrite(frames()[0], **change)
-    with pytest.raises(protocol.ProtocolError, match=error):
-        protocol.Reassembler().feed(bad)
+    for form in (bad, bad.encode()):
+        with pytest.raises(protocol.ProtocolError, match=error):
+            protocol.Reassembler().feed(form)
 
 
 def test_a_frame_like_a_chunk_with_data_past_the_quote_is_not_misread() -> None:
     first = frames()[0]
     tricky = first[:-2] + '","data":"QUJD"}'  # a duplicate key: JSON keeps the last
     assert protocol._read_chunk(tricky) is None
+    assert protocol._read_chunk(tricky.encode()) is None
     body = json.loads(tricky)
     assert body["data"] == "QUJD"
+
+
+def test_a_chunk_whose_ids_are_not_utf8_takes_the_general_path() -> None:
+    frame = frames(reply_to="abc")[0].encode().replace(b'"abc"', b'"\xff"')
+    assert protocol._read_chunk(frame) is None
+    with pytest.raises(protocol.ProtocolError, match="not a JSON message"):
+        protocol.Reassembler().feed(frame)
