@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import socket
@@ -368,7 +369,7 @@ class _ConnectionsApi:
         return answers
 
     def _send(self, http: _Http, method: str, connection_id: str, body: bytes) -> None:
-        path = f"{self.base}/@connections/{quote(connection_id, safe='')}"
+        path = _connection_path(self.base, connection_id)
         headers = self.settings.signer.headers(method, self.origin + path, body)
         with self._unreachable():
             http.send(method, path, headers, body)
@@ -389,6 +390,12 @@ class _ConnectionsApi:
     def close(self) -> None:
         for http in (self.http, *self._lanes):
             http.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _connection_path(base: str, connection_id: str) -> str:
+    """A connection's @connections path (the same few on every warm invocation)."""
+    return f"{base}/@connections/{quote(connection_id, safe='')}"
 
 
 class _Closed(Exception):
