@@ -325,3 +325,18 @@ def test_deploy_mode_packages_the_code_as_an_asset(tmp_path: Path) -> None:
 def test_infra_sources_lists_what_the_hash_covers(tmp_path: Path) -> None:
     config = copy_app("valid", tmp_path)
     assert infra_sources(config) == [config.root / "pyproject.toml", config.root / "stacks.py"]
+
+
+def test_the_manifest_gives_the_stubs_memory_and_keeps_the_functions(tmp_path: Path) -> None:
+    """The runner's workers get ``memory``; the local relay's stubs, like dev mode's, get
+    ``dev_memory``."""
+    (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "mem"\n')
+    config = load_config(tmp_path)
+    app = cdk.App(context={"pylive:root": str(tmp_path)})
+    stack = cdk.Stack(app, "Mem")
+    Function(stack, "small", handler="functions/hello.handler", memory_size=256)
+    Function(stack, "chosen", handler="functions/hello.handler", dev_memory_size=512)
+    manifest = describe_app(app, config)
+    specs = {fid: (spec.memory, spec.dev_memory) for fid, spec in manifest.functions.items()}
+    assert specs == {"small": (256, 1769), "chosen": (128, 512)}
+    assert AppManifest.from_json(manifest.to_json()) == manifest
