@@ -87,15 +87,52 @@ def init(directory: Path, template: str, name: str | None, no_env: bool) -> None
     click.echo(f"Next:\n  cd {directory}\n  pylive dev --local")
 
 
+# `pylive dev` runs in one of two modes; these options belong to one of them only, and passing
+# one in the other mode is a usage error rather than silently ignored.
+_LOCAL_ONLY = ("port", "host", "debug_wait", "relay")
+_LIVE_ONLY = ("assume_role",)
+
+
+def _reject_other_mode(context: click.Context, local: bool) -> None:
+    """Fail on an option the chosen mode of `pylive dev` does not use, naming its mode."""
+    from click.core import ParameterSource
+
+    for param in context.command.params:
+        name = param.name
+        if name not in (_LIVE_ONLY if local else _LOCAL_ONLY):
+            continue
+        if context.get_parameter_source(name) not in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        ):
+            continue
+        # A --on/--off pair: name the spelling that was passed.
+        value = context.params[name]
+        flag = param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0]
+        if local:
+            raise click.UsageError(
+                f"{flag} belongs to live development (pylive dev without --local); "
+                "drop it or --local",
+                context,
+            )
+        raise click.UsageError(
+            f"{flag} belongs to local development (pylive dev --local); add --local or drop it",
+            context,
+        )
+
+
 @cli.command()
 @click.option("--local", "local", is_flag=True, help="Run without AWS: the HTTP API on localhost.")
-@click.option("--port", default=3000, show_default=True, help="Port of the local HTTP API.")
+@click.option(
+    "--port", default=3000, show_default=True, help="Port of the local HTTP API. Only with --local."
+)
 @click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
     help="Address to listen on. Any address other than loopback makes the API (and your "
-    "functions, with your credentials) reachable from the network; pylive warns.",
+    "functions, with your credentials) reachable from the network; pylive warns. "
+    "Only with --local.",
 )
 @click.option("--stage", help="Stage name (default: [tool.pylive] stage, else 'dev').")
 @click.option(
@@ -105,20 +142,24 @@ def init(directory: Path, template: str, name: str | None, no_env: bool) -> None
     "function, timeouts raised to 15 minutes.",
 )
 @click.option("--debug-port", default=5678, show_default=True, help="First debugger port.")
-@click.option("--debug-wait", is_flag=True, help="With --debug: wait for the debugger to attach.")
+@click.option(
+    "--debug-wait",
+    is_flag=True,
+    help="With --debug: wait for the debugger to attach. Only with --local.",
+)
 @click.option("--no-watch", is_flag=True, help="Do not reload on file changes.")
 @click.option(
     "--assume-role",
     is_flag=True,
-    help="Without --local: run each function with its own execution role's credentials "
-    "(assumed with yours) instead of your credentials, so missing permissions show here.",
+    help="Run each function with its own execution role's credentials (assumed with yours) "
+    "instead of your credentials, so missing permissions show here. Only without --local.",
 )
 @click.option(
     "--relay/--direct",
     default=True,
-    help="With --local: send each request the way a deployed app in live development is "
-    "served (--relay, the default: HTTP API, stub, local WebSocket API and router, runner, "
-    "worker), or (--direct) from the HTTP API straight to the workers, which is faster.",
+    help="Send each request the way a deployed app in live development is served (--relay, "
+    "the default: HTTP API, stub, local WebSocket API and router, runner, worker), or "
+    "(--direct) from the HTTP API straight to the workers, which is faster. Only with --local.",
 )
 @click.option(
     "--quiet", "-q", is_flag=True, help="Print only failed invocations and pylive's own messages."
@@ -157,7 +198,11 @@ def dev(
     Every invocation is recorded (.pylive/invocations.jsonl) and printed as one line. The
     web console (its URL is printed at start, on 127.0.0.1) lists them live, shows each
     one's event, result and output, and replays them; so does `pylive replay`.
+
+    Options marked "Only with --local" or "Only without --local" belong to one mode; passing
+    one in the other mode is an error.
     """
+    _reject_other_mode(click.get_current_context(), local)
     from pylive.config import load_config
     from pylive.console import Console
     from pylive.dev import DevOptions, LocalDevSession, run_event_loop
@@ -182,7 +227,7 @@ def dev(
                 config,
                 console,
                 watch=not no_watch,
-                debug_port=debug_port if (debug or debug_wait) else None,
+                debug_port=debug_port if debug else None,
                 assume_role=assume_role,
                 web_console=not no_console,
                 console_port=console_port,

@@ -102,6 +102,49 @@ def test_missing_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--port", "3001"], "--port belongs to local development (pylive dev --local)"),
+        (["--host", "0.0.0.0"], "--host belongs to local development (pylive dev --local)"),
+        (["--direct"], "--direct belongs to local development (pylive dev --local)"),
+        (["--relay"], "--relay belongs to local development (pylive dev --local)"),
+        (["--debug", "--debug-wait"], "--debug-wait belongs to local development"),
+        (
+            ["--local", "--assume-role"],
+            "--assume-role belongs to live development (pylive dev without --local)",
+        ),
+    ],
+)
+def test_dev_rejects_a_flag_of_the_other_mode(tmp_path: Path, flags: list[str], named: str) -> None:
+    # Checked before the app is read: the same answer inside or outside an app.
+    assert_one_line_error(pylive("dev", *flags, cwd=tmp_path), 2, named)
+
+
+def test_dev_accepts_each_modes_own_flags(tmp_path: Path) -> None:
+    # No app here, so both get as far as reading its configuration: the flags passed.
+    local = ["--local", "--port", "3001", "--host", "127.0.0.1", "--direct", "--debug-wait"]
+    assert_one_line_error(pylive("dev", *local, cwd=tmp_path), 2, "no pyproject.toml")
+    assert_one_line_error(pylive("dev", "--assume-role", cwd=tmp_path), 2, "no pyproject.toml")
+
+
+def test_dev_help_says_which_mode_each_flag_belongs_to(tmp_path: Path) -> None:
+    help_text = pylive("dev", "--help", cwd=tmp_path).stdout
+    entries: dict[str, str] = {}  # each option's first column -> its whole help, on one line
+    for line in help_text.split("Options:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            flag, _, text = line.strip().partition("  ")
+            entries[flag.split(" ")[0]] = text
+        elif entries:
+            last = list(entries)[-1]
+            entries[last] = " ".join((entries[last] + " " + line).split())
+    for flag in ("--port", "--host", "--debug-wait", "--relay"):
+        assert "Only with --local." in entries[flag], entries[flag]
+    assert "Only without --local." in entries["--assume-role"], entries["--assume-role"]
+    for flag in ("--stage", "--debug", "--debug-port", "--no-watch", "--console-port"):
+        assert "--local." not in entries[flag], entries[flag]
+
+
+@pytest.mark.parametrize(
     ("toml", "message"),
     [
         ("[tool.pylive]\nname = 'a'\nname = 'b'\n", "not valid TOML"),
