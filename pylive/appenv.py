@@ -25,9 +25,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -36,6 +34,7 @@ from pathlib import Path
 
 from pylive.bundle import RUNTIME_MODULES, find_requirements
 from pylive.errors import PyliveError
+from pylive.streamed import run_streamed
 
 ENV_DIR = ".venv"
 STAMP_FILE = ".pylive-env.json"
@@ -343,48 +342,25 @@ def _read(path: Path) -> bytes:
 
 def _run(command: list[str], *, cwd: Path, on_line: Callable[[str], None], what: str) -> None:
     """Run uv, passing each line it prints to ``on_line``; an :class:`EnvError` naming
-    ``what`` and uv's last line when it fails."""
+    ``what`` and uv's reason when it fails."""
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)  # uv must not install into the shell's active environment
+
+    def show(line: str) -> None:
+        if line.strip():
+            on_line(f"  {line.strip()}")
+
     try:
-        proc = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
+        run = run_streamed(command, cwd=cwd, env=env, on_line=show, timeout=INSTALL_TIMEOUT)
     except OSError as exc:
         raise EnvError(f"cannot run uv ({command[0]}): {exc}") from None
-    timed_out = threading.Event()
-
-    def on_timeout() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(INSTALL_TIMEOUT, on_timeout)
-    timer.daemon = True
-    timer.start()
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for raw in proc.stdout:
-                line = raw.rstrip()
-                if line:
-                    lines.append(line)
-                    on_line(f"  {line.strip()}")
-        code = proc.wait()
-    finally:
-        timer.cancel()
-    if timed_out.is_set():
+    if run.timed_out:
         raise EnvError(f"{what} did not finish within {INSTALL_TIMEOUT:.0f} s")
-    if code != 0:
-        detail = _uv_failure(lines)
-        raise EnvError(f"{what} failed (uv exit code {code})" + (f": {detail}" if detail else ""))
+    if run.returncode != 0:
+        detail = _uv_failure([line for line in run.lines if line.strip()])
+        raise EnvError(
+            f"{what} failed (uv exit code {run.returncode})" + (f": {detail}" if detail else "")
+        )
 
 
 def _uv_failure(lines: list[str]) -> str:

@@ -9,19 +9,17 @@ It always runs without a shell.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pylive.errors import PyliveError
 from pylive.node import NodeRuntime, find_node
+from pylive.streamed import run_streamed
 
 CDK_CLI_VERSION = "2.1148.1"
 INSTALL_TIMEOUT = 300.0
@@ -134,59 +132,20 @@ def run_toolkit(
     """Run the toolkit, passing each output line (stdout and stderr, in order) to ``on_line``
     as it arrives. Ctrl-C stops the toolkit (SIGINT, then SIGKILL) and is re-raised."""
     try:
-        proc = subprocess.Popen(
+        run = run_streamed(
             command,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # Ctrl-C reaches pylive only; pylive stops the toolkit
+            on_line=on_line,
+            timeout=timeout,
+            own_session=True,  # Ctrl-C reaches pylive only; pylive stops the toolkit
+            stop_grace=_STOP_GRACE,
         )
     except OSError as exc:
         raise ToolkitError(f"cannot run the AWS CDK toolkit ({command[0]}): {exc}") from None
-    timed_out = threading.Event()
-
-    def on_timeout() -> None:
-        timed_out.set()
-        _stop(proc)
-
-    timer = threading.Timer(timeout, on_timeout)
-    timer.daemon = True
-    timer.start()
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-        returncode = proc.wait()
-    except BaseException:
-        _stop(proc)
-        raise
-    finally:
-        timer.cancel()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    if timed_out.is_set():
+    if run.timed_out:
         raise ToolkitError(f"the AWS CDK toolkit did not finish within {timeout:.0f} s")
-    return ToolkitRun(returncode=returncode, lines=lines)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(_STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return ToolkitRun(returncode=run.returncode, lines=run.lines)
 
 
 def _last_line(text: str) -> str:

@@ -187,6 +187,7 @@ def test_synth_writes_the_stage_templates_without_credentials(app: Path, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # five toolkit runs against moto: ~50 s here, minutes when loaded
 def test_deploy_two_stages_redeploy_unchanged_and_remove(app: Path, moto: dict[str, str]) -> None:
     first = pylive("deploy", "--stage", "alice", "--method", "direct", cwd=app, env=moto)
     out = ok(first)
