@@ -10,10 +10,12 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import boto3
 import pytest
+from asynchelpers import run as bounded_run
 from botocore import UNSIGNED
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -35,11 +37,8 @@ TIME_RE = re.compile(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000$")
 Event = dict[str, Any]
 
 
-def run(coro: Awaitable[T], timeout: float = 30) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+# This module's scenarios are bounded at 30 s.
+run = partial(bounded_run, timeout=30)
 
 
 class Recorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,13 +15,6 @@ from pylive.manifest import FunctionSpec
 from pylive.runtime.pool import PoolOptions, WorkerPool
 
 T = TypeVar("T")
-
-
-def run(coro: Awaitable[T], timeout: float = 60) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
 
 
 def write(root: Path, files: dict[str, str]) -> None:

@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Recorder, make_pool, run
+from asynchelpers import run
+from conftest import Recorder, make_pool
 from oracle.ric import (
     DEFAULT_FUNCTION_ARN,
     DEFAULT_REQUEST_ID,

@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from conftest import Recorder, alive, make_pool, run, spec, write
+from asynchelpers import run
+from conftest import Recorder, alive, make_pool, spec, write
 
 APP = {
     "functions/__init__.py": "",

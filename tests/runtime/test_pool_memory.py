@@ -8,7 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from runtime.conftest import Recorder, alive, make_pool, run, spec, write
+from asynchelpers import run
+from runtime.conftest import Recorder, alive, make_pool, spec, write
 
 BARRIER = """
 import os, time

@@ -8,7 +8,8 @@ import os
 import stat
 from pathlib import Path
 
-from conftest import Recorder, make_pool, run, spec, write
+from asynchelpers import run
+from conftest import Recorder, make_pool, spec, write
 
 from pylive.runtime import record as record_module
 from pylive.runtime.record import InvocationLog, infer_source

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pytest
+from asynchelpers import run
 from websockets.asyncio.client import connect
 
 from pylive import protocol
@@ -31,14 +32,6 @@ from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 
 T = TypeVar("T")
 Handler = Callable[[str, bytes], Awaitable[InvokeResult]]
-
-
-def run(coro: Awaitable[T], timeout: float = 60) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 class ScriptedInvoker:
@@ -266,7 +259,11 @@ def test_the_runner_reconnects_after_the_gateway_restarts() -> None:
             gw = cloud.gateway
             port = gw.port
             await gw.stop()
-            assert not client.connected.is_set() or True
+            async with asyncio.timeout(10):  # the runner sees its connection go
+                while client.connected.is_set():
+                    await asyncio.sleep(0.01)
+            assert client.connects == 1
+            assert any("relay connection closed" in line for line in client.logs)  # type: ignore[attr-defined]
             restarted = WebSocketGateway(
                 gw.routes, credentials=gw.credentials, stage=gw.stage, port=port
             )

@@ -9,13 +9,14 @@ import asyncio
 import importlib.util
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
+from asynchelpers import run
 from websockets.asyncio.client import connect
 
 from pylive.local.lambda_host import stub_function
@@ -28,14 +29,6 @@ from pylive.stub_code import stub_code_dir
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
-
-
-def run(coro: Awaitable[T], timeout: float = 60) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 class Invoker:

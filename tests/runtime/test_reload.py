@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from conftest import run
+from asynchelpers import run
 
 from pylive.runtime.reload import ReloadWatcher
 

@@ -7,13 +7,15 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
+from asynchelpers import run as bounded_run
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -30,12 +32,8 @@ from pylive.runtime.relay import ConnectionsClient, RelayEndpoint
 T = TypeVar("T")
 
 
-def run(coro: Awaitable[T], timeout: float = 30) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
-
-    return asyncio.run(bounded())
+# This module's scenarios are bounded at 30 s.
+run = partial(bounded_run, timeout=30)
 
 
 @dataclass
