@@ -60,6 +60,8 @@ WARNING_PREFIX = "pylive:warning: "  # what the synth process passes on to the u
 RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "signing.py")
 STUB_REQUIREMENTS = "websockets>=13\n"
 STUB_SOURCE_DIR = Path(".pylive") / "stub-src"
+ROUTER_REQUIREMENTS = "# nothing: boto3 is part of the Lambda Python runtime\n"
+ROUTER_SOURCE_DIR = Path(".pylive") / "router-src"
 _IMPORTS_PYLIVE = re.compile(rb"^\s*(from|import)\s+pylive\b", re.MULTILINE)
 
 # Packages an app's pyproject.toml may list for its infrastructure code; never bundled from it.
@@ -279,11 +281,40 @@ def _secret(name: str) -> bool:
 
 def bundle_stub(root: Path, *, runtime: str = "python3.12", architecture: str = "x86_64") -> Bundle:
     """The dev-mode asset: the relay stub, pylive's protocol and ``websockets``."""
-    source = root.resolve() / STUB_SOURCE_DIR
+    return _bundle_relay_code(
+        root,
+        STUB_SOURCE_DIR,
+        "stub.py",
+        STUB_REQUIREMENTS,
+        runtime=runtime,
+        architecture=architecture,
+    )
+
+
+def bundle_router(root: Path, *, runtime: str = "python3.12") -> Bundle:
+    """The debug stack's router with pylive's protocol; nothing to install (boto3 is part of
+    the Lambda Python runtime)."""
+    return _bundle_relay_code(
+        root, ROUTER_SOURCE_DIR, "router.py", ROUTER_REQUIREMENTS, runtime=runtime
+    )
+
+
+def _bundle_relay_code(
+    root: Path,
+    source_dir: Path,
+    module: str,
+    requirements: str,
+    *,
+    runtime: str,
+    architecture: str = "x86_64",
+) -> Bundle:
+    """``module`` of the relay's deployed code (see :mod:`pylive.stub_code`), bundled with its
+    ``requirements`` and pylive's runtime modules (it imports pylive)."""
+    source = root.resolve() / source_dir
     source.mkdir(parents=True, exist_ok=True)
     wanted = {
-        "stub.py": (stub_code_dir() / "stub.py").read_bytes(),
-        REQUIREMENTS_FILE: STUB_REQUIREMENTS.encode(),
+        module: (stub_code_dir() / module).read_bytes(),
+        REQUIREMENTS_FILE: requirements.encode(),
     }
     for name, data in wanted.items():
         path = source / name

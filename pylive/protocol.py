@@ -65,22 +65,15 @@ Json: TypeAlias = Any
 # runs the function with (dev-mode stacks let the account assume it).
 ROLE_ARN_VARIABLE = "PYLIVE_ROLE_ARN"
 
+# What names a route's response (see :class:`WhoAmI`) where relay messages have ``action``.
+REPLY_KEY = "type"
+
 
 class ProtocolError(ValueError):
     """A frame or chunk that is not a valid relay message; the message says what is wrong."""
 
 
 # ---------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True)
-class Register:
-    """The runner announces itself as the target for an app's stage."""
-
-    TYPE: ClassVar[str] = "register"
-    app: str
-    stage: str
-    runner_id: str
 
 
 @dataclass(frozen=True)
@@ -194,9 +187,41 @@ class Chunk:
     reply_to: str | None = None
 
 
+@dataclass(frozen=True)
+class Replaced:
+    """From the router to a runner: a newer runner connected for the same app and stage, so
+    this one gets no more invocations (it stops, saying ``reason``)."""
+
+    TYPE: ClassVar[str] = "replaced"
+    app: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WhoAmIRequest:
+    """From a stub to the router: which connection am I, and which is my runner's?"""
+
+    TYPE: ClassVar[str] = "whoami"
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    """The router's answer to :class:`WhoAmIRequest`: the stub's own connection id and its
+    runner's (None, with ``error`` saying why, when no runner is connected).
+
+    It is the route's response rather than a relay message, and keeps the shape stubs of
+    every version know it by: ``{"type": "whoami", ...}``, with no ``action`` or ``v``."""
+
+    TYPE: ClassVar[str] = "whoami"
+    connection_id: str
+    runner: str | None
+    error: str | None = None
+
+
 # Union, not X | Y: the stub runs this module on every Python runtime from 3.9 on.
 Message: TypeAlias = Union[  # noqa: UP007
-    Register, Invoke, Ack, Result, Error, Log, Ping, Pong, Chunk
+    Invoke, Ack, Result, Error, Log, Ping, Pong, Chunk, Replaced, WhoAmIRequest, WhoAmI
 ]
 
 _LOG_STREAMS = ("stdout", "stderr")
@@ -207,8 +232,14 @@ _LOG_STREAMS = ("stdout", "stderr")
 
 def encode(message: Message) -> str:
     """The message as the compact JSON text of one frame."""
-    body: dict[str, Json] = {"action": message.TYPE, "v": PROTOCOL_VERSION}
-    if isinstance(message, Invoke):
+    body: dict[str, Json]
+    if isinstance(message, WhoAmI):  # a route's response: no action, no version
+        body = {REPLY_KEY: message.TYPE, "connection_id": message.connection_id}
+        body["runner"] = message.runner
+        if message.error is not None:
+            body["error"] = message.error
+    elif isinstance(message, Invoke):
+        body = _head(message)
         body.update(
             request_id=message.request_id,
             function_id=message.function_id,
@@ -222,13 +253,19 @@ def encode(message: Message) -> str:
         if message.resume:
             body["resume"] = True
     elif isinstance(message, Chunk):  # the optional fields only when set
+        body = _head(message)
         body.update((k, v) for k, v in message.__dict__.items() if v is not None)
     else:
+        body = _head(message)
         body.update(message.__dict__)
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"{message.TYPE}: cannot encode as JSON: {exc}") from None
+
+
+def _head(message: Message) -> dict[str, Json]:
+    return {"action": message.TYPE, "v": PROTOCOL_VERSION}
 
 
 def decode(frame: str | bytes) -> Message:
@@ -240,6 +277,8 @@ def decode(frame: str | bytes) -> Message:
     if not isinstance(body, dict):
         raise ProtocolError(f"a message must be a JSON object, not {_json_type(body)}")
     action = body.get("action")
+    if action is None and body.get(REPLY_KEY) == WhoAmI.TYPE:
+        return _parse_whoami(_Fields(WhoAmI.TYPE, body))
     if not isinstance(action, str):
         raise ProtocolError("message has no 'action' string naming its type")
     parse = _PARSERS.get(action)
@@ -332,8 +371,12 @@ class _Fields:
         return _Fields(f"{self.where}.{name}", self.obj(name))
 
 
-def _parse_register(f: _Fields) -> Register:
-    return Register(app=f.text("app"), stage=f.text("stage"), runner_id=f.text("runner_id"))
+def _parse_whoami(f: _Fields) -> WhoAmI:
+    return WhoAmI(
+        connection_id=f.text("connection_id"),
+        runner=f.opt_text("runner"),
+        error=f.opt_text("error"),
+    )
 
 
 def _parse_invoke(f: _Fields) -> Invoke:
@@ -396,7 +439,6 @@ def _parse_chunk(f: _Fields) -> Chunk:
 
 
 _PARSERS: dict[str, Callable[[_Fields], Message]] = {
-    Register.TYPE: _parse_register,
     Invoke.TYPE: _parse_invoke,
     Ack.TYPE: lambda f: Ack(request_id=f.text("request_id")),
     Result.TYPE: lambda f: Result(request_id=f.text("request_id"), payload=f.value("payload")),
@@ -405,6 +447,10 @@ _PARSERS: dict[str, Callable[[_Fields], Message]] = {
     Ping.TYPE: lambda f: Ping(id=f.text("id")),
     Pong.TYPE: lambda f: Pong(id=f.text("id")),
     Chunk.TYPE: _parse_chunk,
+    Replaced.TYPE: lambda f: Replaced(
+        app=f.text("app"), stage=f.text("stage"), reason=f.text("reason")
+    ),
+    WhoAmIRequest.TYPE: lambda f: WhoAmIRequest(),
 }
 
 MESSAGE_TYPES = frozenset(_PARSERS)

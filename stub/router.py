@@ -1,7 +1,9 @@
 """The debug stack's router: the Lambda behind the WebSocket API's $connect, $disconnect and
 $default routes. It keeps connection state in DynamoDB; it never carries invocations.
 
-Runs on the plain Lambda Python runtime (boto3 is part of it).
+Runs on the plain Lambda Python runtime (boto3 is part of it), python3.9 or newer. What it
+sends is defined in ``pylive.protocol``, which its bundle carries
+(``pylive.bundle.bundle_router``), as the stub's does.
 
 Every read is strongly consistent: each one follows the write it depends on by moments (a
 stub's ``whoami`` right after its ``$connect``, a ``$disconnect`` right after a newer runner
@@ -12,7 +14,7 @@ of a recently completed write operation"
 Connections say who they are in the $connect query string: ``?role=runner&app=A&stage=S``
 for the developer's runner, ``?role=stub&app=A&stage=S`` for a deployed stub. A newer runner
 replaces an older one for the same app and stage, and the older one is told why (a
-``{"action": "replaced"}`` message through @connections, so it can exit cleanly).
+``replaced`` message through @connections, so it can exit cleanly).
 
 Only the developer may be the runner: every stub's role may open a connection ($connect is
 IAM-authorized for all of them), so the router checks who signed a runner's $connect, which
@@ -26,7 +28,6 @@ of the same role, or the role's own ARN. Anyone else is refused with 403 and the
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from pylive import protocol
 
 # The process environment; a local host gives each container its own mapping.
 environ: Mapping[str, str] = os.environ
@@ -159,14 +162,13 @@ def _tell_replaced(request: dict[str, Any], older: str, app: str, stage: str) ->
             aws_session_token=environ.get("AWS_SESSION_TOKEN") or None,
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
         )
-    message = {
-        "action": "replaced",
-        "app": app,
-        "stage": stage,
-        "reason": f"another `pylive dev` connected for app {app!r} stage {stage!r}",
-    }
+    message = protocol.Replaced(
+        app=app,
+        stage=stage,
+        reason=f"another `pylive dev` connected for app {app!r} stage {stage!r}",
+    )
     try:
-        client.post_to_connection(ConnectionId=older, Data=json.dumps(message).encode())
+        client.post_to_connection(ConnectionId=older, Data=protocol.encode(message).encode())
     except (ClientError, BotoCoreError) as exc:
         print(f"could not tell runner {older} it was replaced: {exc}")
 
@@ -184,31 +186,35 @@ def _disconnect(connection_id: str) -> dict[str, Any]:
 
 def _message(connection_id: str, body: str) -> dict[str, Any]:
     """``whoami``: a stub learns its own connection id and its runner's, in one round trip.
-    ``ping`` (a runner keeping its idle connection alive) is answered with ``pong``."""
-    ping = _ping_id(body)
+    ``ping`` (a runner keeping its idle connection alive) is answered with ``pong``.
+    Anything else is taken for ``whoami``, as stubs before ``v`` sent it without one."""
+    ping = _ping(body)
     if ping is not None:
-        return {"statusCode": 200, "body": json.dumps({"action": "pong", "v": 1, "id": ping})}
+        return _reply(protocol.Pong(id=ping.id))
     found = _get(f"conn#{connection_id}") or {}
     runner = None
     if found:
         item = _get(_runner_key(found["app"], found["stage"]))
         runner = item.get("connection_id") if item else None
-    reply: dict[str, Any] = {"type": "whoami", "connection_id": connection_id, "runner": runner}
+    error = None
     if found and runner is None:
-        reply["error"] = (
+        error = (
             f"no runner is connected for app {found['app']!r} stage {found['stage']!r}: "
             f"run `pylive dev --stage {found['stage']}`"
         )
-    return {"statusCode": 200, "body": json.dumps(reply)}
+    return _reply(protocol.WhoAmI(connection_id=connection_id, runner=runner, error=error))
 
 
-def _ping_id(body: str) -> str | None:
-    if '"ping"' not in body:
+def _reply(message: protocol.Message) -> dict[str, Any]:
+    """The route's response: API Gateway sends its body to the caller's connection."""
+    return {"statusCode": 200, "body": protocol.encode(message)}
+
+
+def _ping(body: str) -> protocol.Ping | None:
+    if f'"{protocol.Ping.TYPE}"' not in body:
         return None
     try:
-        message = json.loads(body)
-    except ValueError:
+        message = protocol.decode(body)
+    except protocol.ProtocolError:
         return None
-    if isinstance(message, dict) and message.get("action") == "ping":
-        return str(message.get("id", ""))
-    return None
+    return message if isinstance(message, protocol.Ping) else None

@@ -184,25 +184,28 @@ class _Connection:
         arrive meanwhile are kept for :meth:`receive`."""
         ws = self.ws
         assert ws is not None
-        self.send(ws, '{"action":"whoami"}')
+        self.send(ws, protocol.encode(protocol.WhoAmIRequest()))
         end = time.monotonic() + max(self.settings.ack_timeout, 5.0)
         while True:
             frame = self._recv(ws, end - time.monotonic())
             if frame is None:
                 raise _ConnectionLost("the relay did not answer `whoami` within 5 s")
             try:
-                body = json.loads(frame)
-            except ValueError:
+                message = self.reassembler.feed(frame)
+            except protocol.ProtocolError as exc:
+                refusal = _gateway_refusal(frame)
+                if refusal is not None:
+                    raise PyliveRelayError(
+                        f"the relay answered `whoami` with {refusal!r}"
+                    ) from None
+                print(f"pylive: ignored a relay message: {exc}")
                 continue
-            if isinstance(body, dict) and body.get("action"):
-                self._keep(frame)
-                continue
-            if isinstance(body, dict) and body.get("type") == "whoami":
-                self.connection_id = body.get("connection_id")
-                self.runner_id = body.get("runner")
+            if isinstance(message, protocol.WhoAmI):
+                self.connection_id = message.connection_id
+                self.runner_id = message.runner
                 return
-            if isinstance(body, dict) and body.get("message") and "connectionId" in body:
-                raise PyliveRelayError(f"the relay answered `whoami` with {body['message']!r}")
+            if message is not None:
+                self.pending.append(message)
 
     def send(self, ws: _WebSocket, text: str) -> None:
         try:
@@ -294,6 +297,18 @@ class _Connection:
         if status != 200:
             raise PyliveRelayError(f"@connections GET answered {status}: {body[:200]!r}")
         return True
+
+
+def _gateway_refusal(frame: str | bytes) -> str | None:
+    """The message of API Gateway's own answer to a route request that failed (such as
+    ``{"message": "Internal server error", "connectionId": ..., "requestId": ...}``)."""
+    try:
+        body = json.loads(frame)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("message") and "connectionId" in body:
+        return str(body["message"])
+    return None
 
 
 def _check_post(status: int, body: bytes) -> None:

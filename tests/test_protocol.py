@@ -29,8 +29,10 @@ from pylive.protocol import (
     Pong,
     ProtocolError,
     Reassembler,
-    Register,
+    Replaced,
     Result,
+    WhoAmI,
+    WhoAmIRequest,
     decode,
     encode,
     split,
@@ -52,7 +54,6 @@ INVOKE = Invoke(
 )
 
 ALL_MESSAGES = [
-    Register(app="shop", stage="dev", runner_id="r-1"),
     INVOKE,
     Invoke("r2", "f", 0, None, InvokeContext("arn")),
     Invoke("r3", "f", 0, {}, InvokeContext("arn"), reply_to="S2=", resume=True),
@@ -65,6 +66,10 @@ ALL_MESSAGES = [
     Ping("p1"),
     Pong("p1"),
     Chunk("m1", 0, 2, "aGVsbG8="),
+    Replaced("shop", "dev", "another `pylive dev` connected"),
+    WhoAmIRequest(),
+    WhoAmI("S1=", "R1="),
+    WhoAmI("S1=", None, "no runner is connected"),
 ]
 
 # ---------------------------------------------------------------- encode / decode
@@ -82,6 +87,36 @@ def test_wire_format_is_a_json_object_with_action_and_version() -> None:
     invoke = json.loads(encode(INVOKE))
     assert invoke["context"]["invoked_function_arn"].startswith("arn:aws:lambda")
     assert invoke["event"]["body"] == "ü"
+
+
+def test_what_the_router_sends_keeps_its_wire_format() -> None:
+    """Routers, stubs and runners of different versions meet while a stage is redeployed:
+    each message the router sends reads as it did when the router wrote it by hand."""
+    earlier_whoami = {"type": "whoami", "connection_id": "S1=", "runner": None, "error": "none"}
+    assert json.loads(encode(WhoAmI("S1=", None, "none"))) == earlier_whoami
+    assert decode(json.dumps(earlier_whoami)) == WhoAmI("S1=", None, "none")
+    assert json.loads(encode(WhoAmI("S1=", "R1="))) == {
+        "type": "whoami", "connection_id": "S1=", "runner": "R1="
+    }  # fmt: skip
+    assert decode(json.dumps({"action": "pong", "v": 1, "id": "p1"})) == Pong("p1")
+    # A runner from before Replaced spotted it by its action and read its reason.
+    replaced = json.loads(encode(Replaced("shop", "dev", "why")))
+    assert replaced == {
+        "action": "replaced",
+        "v": 1,
+        "app": "shop",
+        "stage": "dev",
+        "reason": "why",
+    }
+    # A stub from before WhoAmIRequest sent no version: any router takes it for whoami.
+    assert json.loads(encode(WhoAmIRequest()))["action"] == "whoami"
+
+
+def test_only_whoami_is_a_reply_without_an_action() -> None:
+    with pytest.raises(ProtocolError, match="no 'action'"):
+        decode('{"type": "pong", "id": "p1"}')
+    with pytest.raises(ProtocolError, match="whoami: missing field 'connection_id'"):
+        decode('{"type": "whoami", "runner": null}')
 
 
 def test_unknown_extra_fields_are_ignored() -> None:
@@ -401,8 +436,8 @@ def test_decoder_raises_only_protocol_errors_on_arbitrary_input(frame: str | byt
     st.dictionaries(
         st.sampled_from(
             ["request_id", "function_id", "deadline_ms", "event", "context", "environment",
-             "app", "stage", "runner_id", "payload", "error", "text", "stream", "id",
-             "message_id", "index", "total", "data", "bucket", "key", "size"]
+             "app", "stage", "reason", "connection_id", "runner", "payload", "error", "text",
+             "stream", "id", "message_id", "index", "total", "data", "bucket", "key", "size"]
         ),
         json_values,
     ),

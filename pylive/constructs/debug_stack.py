@@ -21,8 +21,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pylive.bundle import bundle_router
+from pylive.constructs.function import app_root
 from pylive.relay_policy import router_grants
-from pylive.stub_code import stub_code_dir
 
 
 class DebugStack(cdk.Stack):
@@ -49,13 +50,17 @@ class DebugStack(cdk.Stack):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        runtime = lambda_.Runtime.PYTHON_3_12
+        router = bundle_router(app_root(self), runtime=runtime.name)
         self.router = lambda_.Function(
             self,
             "Router",
-            runtime=lambda_.Runtime.PYTHON_3_12,
+            runtime=runtime,
             handler="router.handler",
             code=lambda_.Code.from_asset(
-                str(stub_code_dir()), exclude=["__pycache__", "*.pyc", "README.md"]
+                str(router.path),
+                asset_hash=router.digest,
+                asset_hash_type=cdk.AssetHashType.CUSTOM,
             ),
             timeout=cdk.Duration.seconds(10),
             memory_size=256,

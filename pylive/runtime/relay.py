@@ -243,11 +243,6 @@ class RelayClient:
                     self._refuse(exc.chunk, exc.problem)
                     continue
                 except protocol.ProtocolError as exc:
-                    replaced = _replaced_reason(frame)
-                    if replaced is not None:
-                        self.log(f"stopping: {replaced}")
-                        await ws.close(1000)
-                        return "replaced"
                     self.log(f"protocol error on the relay connection (ignored): {exc}")
                     continue
                 if isinstance(message, protocol.Invoke):
@@ -256,6 +251,10 @@ class RelayClient:
                     waiter = self._pongs.get(message.id)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(None)
+                elif isinstance(message, protocol.Replaced):
+                    self.log(f"stopping: {message.reason}")
+                    await ws.close(1000)
+                    return "replaced"
         except ConnectionClosed:
             pass
         finally:
@@ -507,19 +506,6 @@ def _internal_error(invoke: protocol.Invoke, exc: Exception) -> InvokeResult:
         "stackTrace": [],
     }
     return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
-
-
-def _replaced_reason(frame: str | bytes) -> str | None:
-    """The reason of a ``replaced`` message from the router, else None."""
-    if b"replaced" not in (frame if isinstance(frame, bytes) else frame.encode()):
-        return None
-    try:
-        body = json.loads(frame)
-    except ValueError:
-        return None
-    if isinstance(body, dict) and body.get("action") == "replaced":
-        return str(body.get("reason") or "another runner registered for this stage")
-    return None
 
 
 class _RecentAnswers:

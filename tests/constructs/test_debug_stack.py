@@ -15,9 +15,14 @@ from pylive.constructs.debug_stack import DebugStack
 from pylive.relay_policy import router_grants
 
 
+def _app(root: Path) -> cdk.App:
+    """An app whose root (CDK context ``pylive:root``, where bundles are cached) is ``root``."""
+    return cdk.App(outdir=str(root / "cdk.out"), context={"pylive:root": str(root)})
+
+
 @pytest.fixture(scope="module")
-def template() -> Template:
-    app = cdk.App()
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    app = _app(tmp_path_factory.mktemp("app"))
     return Template.from_stack(DebugStack(app, "Debug", app_name="shop", stage="ada"))
 
 
@@ -92,10 +97,10 @@ def test_cfn_lint_finds_no_errors(template: Template, tmp_path: Path) -> None:
     assert errors == [], result.stdout
 
 
-def test_the_router_knows_who_may_be_the_runner() -> None:
+def test_the_router_knows_who_may_be_the_runner(tmp_path: Path) -> None:
     developer = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0a1b/ada@example.com"
     stack = DebugStack(
-        cdk.App(), "Debug", app_name="shop", stage="ada", runner_principals=[developer]
+        _app(tmp_path), "Debug", app_name="shop", stage="ada", runner_principals=[developer]
     )
     functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
     router = next(f for f in functions.values() if f["Properties"]["Handler"] == "router.handler")

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pylive import protocol
 from pylive.local.store import MemoryTable
 from pylive.stub_code import stub_code_dir
 
@@ -151,3 +152,48 @@ def test_a_runner_without_a_caller_identity_is_refused(
     result = _connect(router, "R1=", role="runner", app="shop", stage="ada")
     assert result["statusCode"] == 403
     assert "names nobody who may run `pylive dev`" in result["body"]
+
+
+class _Connections:
+    """The @connections API as the router's boto3 client sees it: records each POST."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, bytes]] = []
+
+    def post_to_connection(self, ConnectionId: str, Data: bytes) -> None:
+        self.posted.append((ConnectionId, Data))
+
+
+def test_every_message_the_router_sends_is_a_protocol_message(
+    router: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the router answers and posts, read as the stub and the runner read it."""
+    url = "https://api.example/ada"
+    monkeypatch.setitem(router.environ, "PYLIVE_CALLBACK_URL", url)
+    connections = router._management[url] = _Connections()
+    read = protocol.Reassembler().feed  # how the runner and the stub read every frame
+
+    def answer(connection_id: str, body: str) -> protocol.Message | None:
+        reply = router.handler(_event("$default", connection_id, body=body), None)
+        assert reply["statusCode"] == 200
+        return read(reply["body"])
+
+    _connect(router, "R1=", role="runner", app="shop", stage="ada")
+    _connect(router, "S1=", role="stub", app="shop", stage="ada")
+    asked = protocol.encode(protocol.WhoAmIRequest())
+    assert answer("S1=", asked) == protocol.WhoAmI("S1=", "R1=")
+    assert answer("S1=", '{"action":"whoami"}') == protocol.WhoAmI("S1=", "R1=")  # no version
+    assert answer("R1=", protocol.encode(protocol.Ping("p1"))) == protocol.Pong("p1")
+
+    _connect(router, "R2=", role="runner", app="shop", stage="ada")
+    [(older, data)] = connections.posted
+    assert older == "R1="
+    replaced = read(data)
+    assert isinstance(replaced, protocol.Replaced)
+    assert (replaced.app, replaced.stage) == ("shop", "ada")
+    assert "another `pylive dev` connected" in replaced.reason
+
+    router.handler(_event("$disconnect", "R2="), None)
+    no_runner = answer("S1=", asked)
+    assert isinstance(no_runner, protocol.WhoAmI) and no_runner.runner is None
+    assert no_runner.error and "run `pylive dev --stage ada`" in no_runner.error

@@ -1,5 +1,6 @@
 """What the stub ships (stub.py and pylive's runtime modules) runs on every Python runtime
-pylive deploys it to: the oldest is python3.9, and the bundle must import and work there."""
+pylive deploys it to: the oldest is python3.9, and the bundle must import and work there.
+The router's bundle (router.py and the same modules) is held to the same rule."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pylive.bundle import RUNTIME_MODULES, bundle_stub
+from pylive.bundle import RUNTIME_MODULES, bundle_router, bundle_stub
 from pylive.constructs.function import OLDEST_RUNTIME
 from pylive.stub_code import stub_code_dir
 
 PYLIVE_DIR = Path(__file__).resolve().parents[2] / "pylive"
-SHIPPED = [stub_code_dir() / "stub.py", *(PYLIVE_DIR / name for name in RUNTIME_MODULES)]
+SHIPPED = [
+    stub_code_dir() / "stub.py",
+    stub_code_dir() / "router.py",
+    *(PYLIVE_DIR / name for name in RUNTIME_MODULES),
+]
 OLDEST = tuple(int(p) for p in OLDEST_RUNTIME.removeprefix("python").split("."))
 
 # Names that only exist from Python 3.10 or 3.11 on: importing one fails on older runtimes.
@@ -105,6 +111,16 @@ def test_what_the_stub_ships_uses_nothing_newer_than_the_oldest_runtime(path: Pa
     assert newer_python_uses(path.read_text()) == []
 
 
+def test_the_router_bundle_is_what_the_checks_cover(tmp_path: Path) -> None:
+    """Every Python file of the router's bundle (it installs nothing) is checked above."""
+    bundle = bundle_router(tmp_path)
+    shipped = sorted(p.relative_to(bundle.path).as_posix() for p in bundle.path.rglob("*.py"))
+    assert "pylive/protocol.py" in shipped and "router.py" in shipped
+    assert set(shipped) <= {"router.py", *(f"pylive/{name}" for name in RUNTIME_MODULES)}
+    for relative in shipped:
+        assert newer_python_uses((bundle.path / relative).read_text()) == [], relative
+
+
 def test_the_checker_finds_what_older_runtimes_lack() -> None:
     source = (
         "from __future__ import annotations\n"
@@ -164,13 +180,41 @@ print("ok", sys.version_info[:2])
 @pytest.mark.slow
 @pytest.mark.parametrize("version", ["3.9", "3.10"])
 def test_the_stub_bundle_imports_and_works_on_older_runtimes(version: str, tmp_path: Path) -> None:
+    def stub() -> Path:
+        (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "a"\n')
+        return bundle_stub(tmp_path, runtime=f"python{version}").path
+
+    _exercise(version, stub, _EXERCISE)
+
+
+_ROUTER_EXERCISE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+compile(open(sys.argv[1] + "/router.py").read(), "router.py", "exec")
+from pylive import protocol
+for message in (protocol.Pong("p1"), protocol.Replaced("a", "s", "why"),
+                protocol.WhoAmI("S1=", None, "no runner")):
+    assert protocol.decode(protocol.encode(message)) == message
+print("ok", sys.version_info[:2])
+"""
+
+
+@pytest.mark.slow
+def test_the_router_bundle_works_on_the_oldest_runtime(tmp_path: Path) -> None:
+    """What the router sends, encoded on the oldest runtime (boto3, which Lambda's runtime
+    has, is not on this interpreter: router.py is compiled there, not imported)."""
+    version = ".".join(map(str, OLDEST))
+    _exercise(version, lambda: bundle_router(tmp_path).path, _ROUTER_EXERCISE)
+
+
+def _exercise(version: str, bundle: Callable[[], Path], script: str) -> None:
+    """Run ``script`` on CPython ``version`` with the directory ``bundle()`` builds as its
+    first argument; skipped when this machine has no such Python."""
     python = _interpreter(version)
     if python is None:
         pytest.skip(f"no Python {version} on this machine (the static check above still runs)")
-    (tmp_path / "pyproject.toml").write_text('[tool.pylive]\nname = "a"\n')
-    bundle = bundle_stub(tmp_path, runtime=f"python{version}")
     done = subprocess.run(
-        [python, "-I", "-c", _EXERCISE, str(bundle.path)],
+        [python, "-I", "-c", script, str(bundle())],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
