@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from apphelpers import (
     Running,
-    alive,
     copy_app,
     create_app,
     http,
@@ -21,6 +20,7 @@ from apphelpers import (
     poll,
     pylive_cmd,
 )
+from proctree import alive
 
 pytestmark = pytest.mark.slow
 

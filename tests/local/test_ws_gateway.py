@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
@@ -29,7 +29,6 @@ from pylive.local.principals import AccessKey, new_key, role_session
 from pylive.local.ws_gateway import GatewayLimits, IntegrationContext, WebSocketGateway
 from pylive.signing import Signer
 
-T = TypeVar("T")
 KEY, SECRET = "AKIDPYLIVELOCAL", "local-secret"
 CREDENTIALS = {KEY: SECRET}
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{15}=$")

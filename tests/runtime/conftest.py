@@ -7,14 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from pylive.manifest import FunctionSpec
 from pylive.runtime.pool import PoolOptions, WorkerPool
-
-T = TypeVar("T")
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -64,19 +62,6 @@ def make_pool(root: Path, recorder: Recorder, **options: Any) -> WorkerPool:
         root,
         PoolOptions(output=recorder.output, events=recorder.event, **options),
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); read its state.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from asynchelpers import run
-from conftest import Recorder, alive, make_pool, spec, write
+from conftest import Recorder, make_pool, spec, write
+from proctree import alive
 
 APP = {
     "functions/__init__.py": "",

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from asynchelpers import run
-from runtime.conftest import Recorder, alive, make_pool, spec, write
+from proctree import alive
+from runtime.conftest import Recorder, make_pool, spec, write
 
 BARRIER = """
 import os, time

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from asynchelpers import run
@@ -30,7 +30,6 @@ from pylive.local.ws_gateway import WebSocketGateway
 from pylive.runtime.pool import InvokeResult
 from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
 
-T = TypeVar("T")
 Handler = Callable[[str, bytes], Awaitable[InvokeResult]]
 
 

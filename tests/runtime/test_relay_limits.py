@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from asynchelpers import run
@@ -28,7 +28,6 @@ from pylive.runtime.relay import RelayClient
 from pylive.stub_code import stub_code_dir
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 
 
 class Invoker:

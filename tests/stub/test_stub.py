@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from asynchelpers import run as bounded_run
@@ -28,9 +28,6 @@ from pylive.local.lambda_host import (
 from pylive.local.relay_api import LocalRelayApi
 from pylive.local.ws_gateway import WebSocketGateway
 from pylive.runtime.relay import ConnectionsClient, RelayEndpoint
-
-T = TypeVar("T")
-
 
 # This module's scenarios are bounded at 30 s.
 run = partial(bounded_run, timeout=30)
