@@ -18,17 +18,16 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import common
+from nodeless import path_without_node  # bench/common.py puts tests/ on sys.path
 
 from pylive import appenv
 
-NODE_TOOLS = ("node", "nodejs", "npm", "npx", "corepack")
 TARGET_INIT_WARM_S = 5.0
 TARGET_READY_NO_NODE_S = 15.0
 
@@ -51,22 +50,6 @@ def environment(**changes: str | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def path_without_node(shadows: Path) -> str:
-    """PATH with every folder that holds node replaced by links to the rest of it."""
-    folders = []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not folder or not os.path.isdir(folder):
-            continue
-        if any(os.path.exists(os.path.join(folder, tool)) for tool in NODE_TOOLS):
-            shadow = Path(tempfile.mkdtemp(prefix="no-node-", dir=shadows))
-            for name in os.listdir(folder):
-                if name not in NODE_TOOLS:
-                    os.symlink(os.path.join(folder, name), shadow / name)
-            folder = str(shadow)
-        folders.append(folder)
-    return os.pathsep.join(folders)
 
 
 def timed(args: list[str], *, cwd: Path) -> float:
@@ -106,7 +89,7 @@ def run() -> dict[str, Any]:
     dev_no_node: list[dict[str, Any]] = []
     dev_node_on_path: list[dict[str, Any]] = []
     with common.temp_dir("pylive-bench-first-run-") as tmp:
-        no_node = path_without_node(tmp)
+        no_node = path_without_node(shadows=tmp)
         warm_cache = tmp / "uv-cache-warm"
         with environment(PATH=no_node, JSII_NODE=None, UV_CACHE_DIR=str(warm_cache)):
             init_app(tmp, "warmup")  # fills the warm cache

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nodeless import path_without_node
 from proctree import descendants
 
 STACKS = """
@@ -184,36 +185,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ") and text in lines[0], lines[0]
     assert "Traceback" not in result.stderr
-
-
-_NODE_TOOLS = ("node", "nodejs", "npm", "npx", "corepack")
-_shadows: dict[str, str] = {}
-
-
-def path_without_node(extra: list[Path] | None = None) -> str:
-    """This machine's PATH with no Node.js on it: what a machine with Python only has. A
-    folder that holds ``node`` (such as /usr/bin) is replaced by a folder of links to
-    everything else in it. ``extra`` folders come first."""
-    folders = []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not folder or not os.path.isdir(folder):
-            continue
-        if any(os.path.exists(os.path.join(folder, tool)) for tool in _NODE_TOOLS):
-            folder = _shadow(folder)
-        folders.append(folder)
-    return os.pathsep.join([*(str(p) for p in extra or []), *folders])
-
-
-def _shadow(folder: str) -> str:
-    if folder not in _shadows:
-        import tempfile
-
-        shadow = tempfile.mkdtemp(prefix="pylive-no-node-")
-        for name in os.listdir(folder):
-            if name not in _NODE_TOOLS:
-                os.symlink(os.path.join(folder, name), os.path.join(shadow, name))
-        _shadows[folder] = shadow
-    return _shadows[folder]
 
 
 def no_node_env(extra_path: list[Path] | None = None) -> dict[str, str]:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from apphelpers import Running, http, json_body, path_without_node
+from apphelpers import Running, http, json_body
+from nodeless import path_without_node
 
 from pylive.appenv import find_uv
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from apphelpers import path_without_node
+from nodeless import path_without_node
 
 from pylive.errors import SynthError
 from pylive.node import MIN_NODE_MAJOR, find_node, node_version, packaged_node
