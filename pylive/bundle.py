@@ -57,7 +57,7 @@ SECRETS = (
 WARNING_PREFIX = "pylive:warning: "  # what the synth process passes on to the user
 # The part of pylive that runs inside Lambda (stdlib-only apart from its drivers): shipped
 # as a tiny `pylive` package in every bundle whose code imports pylive.
-RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "signing.py")
+RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "relay_settings.py", "signing.py")
 STUB_REQUIREMENTS = "websockets>=13\n"
 STUB_SOURCE_DIR = Path(".pylive") / "stub-src"
 ROUTER_REQUIREMENTS = "# nothing: boto3 is part of the Lambda Python runtime\n"

@@ -30,6 +30,7 @@ from pylive.cdk_cli import run_toolkit, toolkit_command, toolkit_env
 from pylive.config import DEFAULT_BOOTSTRAP_QUALIFIER, AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError, SynthError, UsageError
+from pylive.relay_settings import RELAY_VARIABLE, Relay
 from pylive.synth import (
     DEBUG_STACK_ID,
     RUNNER_PRINCIPALS_ENV,
@@ -90,16 +91,16 @@ class DevAssemblies:
     app: list[StackArtifact]
 
 
-def placeholder_relay(config: AppConfig) -> dict[str, str]:
-    """Relay settings (CDK context ``pylive:relay``) of a relay not deployed yet."""
+def placeholder_relay(config: AppConfig) -> Relay:
+    """The settings of a relay not deployed yet."""
     host = f"{PLACEHOLDER_API_ID}.execute-api.{config.region}.amazonaws.com"
-    return {
-        "app": config.name,
-        "stage": config.stage,
-        "api_id": PLACEHOLDER_API_ID,
-        "relay_url": f"wss://{host}/{config.stage}",
-        "callback_url": f"https://{host}/{config.stage}",
-    }
+    return Relay(
+        app=config.name,
+        stage=config.stage,
+        api_id=PLACEHOLDER_API_ID,
+        relay_url=f"wss://{host}/{config.stage}",
+        callback_url=f"https://{host}/{config.stage}",
+    )
 
 
 def synth_dev(config: AppConfig, console: Console, out: Path) -> DevAssemblies:
@@ -108,7 +109,7 @@ def synth_dev(config: AppConfig, console: Console, out: Path) -> DevAssemblies:
     into ``out/app``, with :func:`placeholder_relay`'s settings. Needs no AWS credentials."""
     validate_stage(config.stage)
     debug = _synth(config, console, out / "debug", target=None, mode="debug")
-    relay = {"PYLIVE_RELAY": json.dumps(placeholder_relay(config))}
+    relay = {RELAY_VARIABLE: json.dumps(placeholder_relay(config).to_context())}
     app = _synth(config, console, out / "app", target=None, mode="dev", env=relay)
     return DevAssemblies(debug=debug, app=app)
 

@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from pylive import appenv, protocol
@@ -28,6 +27,7 @@ from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.manifest import AppManifest
+from pylive.relay_settings import RELAY_VARIABLE, Relay
 from pylive.runtime.dependencies import DependencySync
 from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
 from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
@@ -36,17 +36,6 @@ from pylive.synth import infra_sources, synthesize
 from pylive.webconsole import SessionConsole, SessionInfo
 
 PRELOAD_FILE = "preload.json"
-
-
-@dataclass(frozen=True)
-class Relay:
-    """The deployed relay of one app and stage (the DebugStack's outputs)."""
-
-    app: str
-    stage: str
-    api_id: str
-    relay_url: str
-    callback_url: str
 
 
 class Deployer(Protocol):
@@ -89,7 +78,8 @@ class AwsDeployer:
     def deploy_stubs(self, relay: Relay) -> None:
         from pylive.deploy import DeployOptions, deploy
 
-        options = DeployOptions(mode="dev", synth_env={"PYLIVE_RELAY": json.dumps(asdict(relay))})
+        synth_env = {RELAY_VARIABLE: json.dumps(relay.to_context())}
+        options = DeployOptions(mode="dev", synth_env=synth_env)
         deploy(self.config, self.console, options)
 
     def credentials(self) -> SigningCredentials:

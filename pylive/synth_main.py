@@ -23,6 +23,7 @@ from typing import Any
 from pylive.config import STATE_DIR_NAME, AppConfig, load_config
 from pylive.errors import PyliveError, SynthError
 from pylive.manifest import AppManifest, CorsSettings, FunctionSpec, RouteSpec
+from pylive.relay_settings import RELAY_VARIABLE
 from pylive.synth import (
     CDK_OUT_DIR,
     DEBUG_STACK_ID,
@@ -147,7 +148,7 @@ def app_modules(root: Path) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-RELAY_ENV = "PYLIVE_RELAY"
+RELAY_ENV = RELAY_VARIABLE
 # Variables whose readers fall back to a local default (pylive.db uses DATABASE_URL or SQLite).
 LOCAL_FALLBACK_PREFIX = "PYLIVE_DB_"
 

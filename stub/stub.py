@@ -2,8 +2,8 @@
 
 Each invocation is relayed to the runner on the developer's machine (``pylive dev``) and its
 answer returned as if the function ran here. Runs on the plain Lambda Python runtime: the stdlib,
-the bundled ``websockets`` (its sans-I/O protocol only) and ``pylive.protocol`` and
-``pylive.signing``, nothing else.
+the bundled ``websockets`` (its sans-I/O protocol only) and ``pylive.protocol``,
+``pylive.relay_settings`` and ``pylive.signing``, nothing else.
 
 Both connections are driven on the invocation's own thread, with plain blocking sockets: a
 relayed invocation waits on two network round trips, and a reader thread or a generic HTTP
@@ -25,12 +25,13 @@ the ack and the answer come back on the stub's own connection, matched by reques
 ``POST_ANSWER_WAIT_S``, for a slow one): by then it has long arrived, so a fast warm
 invocation waits (and the Lambda container wakes) once instead of twice.
 
-Configuration (environment): ``PYLIVE_RELAY_URL``, ``PYLIVE_CALLBACK_URL``, ``PYLIVE_APP``,
-``PYLIVE_STAGE``, ``PYLIVE_FUNCTION_ID``, optionally ``PYLIVE_ACK_TIMEOUT`` (seconds, 2) and
-``PYLIVE_LIVENESS_INTERVAL`` (seconds between checks that the runner is still connected
-while a slow invocation runs, 1) and ``PYLIVE_RUNNER_GRACE`` (seconds a registered runner
-that does not ack may take to come back, 45: a runner whose network path died silently
-notices within 40 s and reconnects; the invoke is then posted to it again).
+Configuration (environment): :class:`pylive.relay_settings.StubSettings`, ``PYLIVE_RELAY_URL``,
+``PYLIVE_CALLBACK_URL``, ``PYLIVE_APP``, ``PYLIVE_STAGE``, ``PYLIVE_FUNCTION_ID``, optionally
+``PYLIVE_ACK_TIMEOUT`` (seconds, 2) and ``PYLIVE_LIVENESS_INTERVAL`` (seconds between checks
+that the runner is still connected while a slow invocation runs, 1) and
+``PYLIVE_RUNNER_GRACE`` (seconds a registered runner that does not ack may take to come back,
+45: a runner whose network path died silently notices within 40 s and reconnects; the invoke
+is then posted to it again).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from pylive import protocol
+from pylive.relay_settings import StubSettings
 from pylive.signing import Signer
 
 # The process environment; a local host gives each container its own mapping.
@@ -70,7 +72,6 @@ IDLE_RENEW_S = 4 * 60  # renew a connection that received nothing for this long 
 AGE_MARGIN_S = 60  # renew one whose 2 hours end this close to an invocation's deadline
 KEEPALIVE_S = 30  # while waiting, ping when nothing was received for this long
 PROBE_TIMEOUT_S = 10.0  # the router (a Lambda function, maybe cold) answers a ping by then
-RUNNER_GRACE_S = 45.0  # see PYLIVE_RUNNER_GRACE
 RUNNER_RECONNECT_S = 3.0  # a runner renewing its connection is unregistered this long at most
 TCP_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 DEADLINE_MARGIN_S = 0.1  # answer before Lambda's own timeout would cut the stub off
@@ -101,15 +102,12 @@ class _Gone(Exception):
 
 
 class _Settings:
+    """The stub's settings (``PYLIVE_*``, see :class:`StubSettings`) and what it takes from
+    the rest of its environment: the region and role credentials that sign its calls, and
+    the function's environment, which every invoke carries."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.relay_url = env["PYLIVE_RELAY_URL"]
-        self.callback_url = env["PYLIVE_CALLBACK_URL"]
-        self.app = env["PYLIVE_APP"]
-        self.stage = env["PYLIVE_STAGE"]
-        self.function_id = env["PYLIVE_FUNCTION_ID"]
-        self.ack_timeout = float(env.get("PYLIVE_ACK_TIMEOUT") or 2.0)
-        self.liveness_interval = float(env.get("PYLIVE_LIVENESS_INTERVAL") or 1.0)
-        self.runner_grace = float(env.get("PYLIVE_RUNNER_GRACE") or RUNNER_GRACE_S)
+        self.stub = StubSettings.from_env(env)
         self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.signer = Signer(
             env.get("AWS_ACCESS_KEY_ID", ""),
@@ -124,8 +122,8 @@ class _Settings:
 
     def not_running(self, why: str) -> PyliveDevNotRunning:
         return PyliveDevNotRunning(
-            f"pylive dev is not running for stage {self.stage} ({why}); "
-            f"start `pylive dev --stage {self.stage}`"
+            f"pylive dev is not running for stage {self.stub.stage} ({why}); "
+            f"start `pylive dev --stage {self.stub.stage}`"
         )
 
 
@@ -175,9 +173,9 @@ class _Connection:
         self.connection_id = self.runner_id = None
 
     def _signed_url(self) -> str:
-        s = self.settings
+        s = self.settings.stub
         query = urlencode({"role": "stub", "app": s.app, "stage": s.stage})
-        return s.signer.presign(f"{s.relay_url}?{query}", expires=300)
+        return self.settings.signer.presign(f"{s.relay_url}?{query}", expires=300)
 
     def whoami(self) -> None:
         """Ask the router for this connection's id and the runner's; relay messages that
@@ -185,7 +183,7 @@ class _Connection:
         ws = self.ws
         assert ws is not None
         self.send(ws, protocol.encode(protocol.WhoAmIRequest()))
-        end = time.monotonic() + max(self.settings.ack_timeout, 5.0)
+        end = time.monotonic() + max(self.settings.stub.ack_timeout, 5.0)
         while True:
             frame = self._recv(ws, end - time.monotonic())
             if frame is None:
@@ -326,7 +324,7 @@ class _ConnectionsApi:
 
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
-        url = urlsplit(settings.callback_url)
+        url = urlsplit(settings.stub.callback_url)
         self.origin = f"{url.scheme}://{url.netloc}"
         self.base = url.path.rstrip("/")
         self._address = (url.hostname or "localhost", url.port, url.scheme == "https")
@@ -399,7 +397,7 @@ class _ConnectionsApi:
             yield
         except (OSError, ValueError):
             raise PyliveRelayError(
-                f"cannot reach the @connections API at {self.settings.callback_url}"
+                f"cannot reach the @connections API at {self.settings.stub.callback_url}"
             ) from None
 
     def close(self) -> None:
@@ -681,7 +679,7 @@ def handler(event: Any, context: Any) -> Any:
         raise settings.not_running("no runner is connected")
     invoke = protocol.Invoke(
         request_id=str(context.aws_request_id),
-        function_id=settings.function_id,
+        function_id=settings.stub.function_id,
         deadline_ms=deadline_ms,
         event=event,
         context=protocol.InvokeContext(
@@ -706,7 +704,7 @@ class _Relayed:
         self.invoke = invoke
         self.frames = self._frames()
         self.acked = False
-        self.ack_end = time.monotonic() + self.settings.ack_timeout
+        self.ack_end = time.monotonic() + self.settings.stub.ack_timeout
         self.grace_end: float | None = None  # set at the first ack timeout
         self.probe_sent: float | None = None  # epoch seconds of an unanswered ping
 
@@ -718,7 +716,7 @@ class _Relayed:
         encoded = protocol.encode(self.invoke)
         if len(encoded) > MAX_MESSAGE_BYTES:  # the runner would drop it: say so
             raise PyliveRelayError(
-                f"the invocation of {self.settings.function_id} is {len(encoded)} bytes "
+                f"the invocation of {self.settings.stub.function_id} is {len(encoded)} bytes "
                 f"encoded, over the relay's limit of {MAX_MESSAGE_BYTES} bytes for one message"
             )
         # The chunks name the invoke: a runner that cannot take them answers with the reason.
@@ -748,7 +746,7 @@ class _Relayed:
         if self.conn.runner_id is not None:
             try:
                 self._post()
-                self.ack_end = time.monotonic() + self.settings.ack_timeout
+                self.ack_end = time.monotonic() + self.settings.stub.ack_timeout
                 return
             except _Gone:
                 pass
@@ -766,15 +764,15 @@ class _Relayed:
             self._post()
         except _Gone:
             self._post_again()
-        self.ack_end = time.monotonic() + self.settings.ack_timeout
+        self.ack_end = time.monotonic() + self.settings.stub.ack_timeout
 
     def _runner_gone(self, why: str) -> Exception:
         self.conn.runner_id = None
         if not self.acked:
             return self.settings.not_running(why)
         return PyliveRelayError(
-            f"pylive dev for stage {self.settings.stage} disconnected while running "
-            f"{self.settings.function_id}; the invocation was lost"
+            f"pylive dev for stage {self.settings.stub.stage} disconnected while running "
+            f"{self.settings.stub.function_id}; the invocation was lost"
         )
 
     # -- recovering ------------------------------------------------------------------------
@@ -793,7 +791,7 @@ class _Relayed:
         runner's current id) and post again to a runner that reconnected; a registered runner
         that stays silent gets ``runner_grace`` seconds to come back."""
         if self.grace_end is None:
-            self.grace_end = time.monotonic() + self.settings.runner_grace
+            self.grace_end = time.monotonic() + self.settings.stub.runner_grace
         before = self.conn.runner_id
         try:
             self.conn.whoami()
@@ -806,9 +804,9 @@ class _Relayed:
             self._repost()
             return
         if time.monotonic() >= self.grace_end:
-            waited = self.settings.ack_timeout + self.settings.runner_grace
+            waited = self.settings.stub.ack_timeout + self.settings.stub.runner_grace
             raise self.settings.not_running(f"no answer within {waited:g} s")
-        self.ack_end = time.monotonic() + self.settings.ack_timeout
+        self.ack_end = time.monotonic() + self.settings.stub.ack_timeout
 
     def _check_runner(self) -> None:
         """While the invocation runs: is the runner's connection still there? A runner that
@@ -873,7 +871,7 @@ class _Relayed:
 
     def _next(self) -> protocol.Message | None:
         """The next message within a short wait, after the checks that are due."""
-        conn, settings = self.conn, self.settings
+        conn, settings = self.conn, self.settings.stub
         remaining = self.deadline - DEADLINE_MARGIN_S - time.time()
         if remaining <= 0:
             raise PyliveRelayTimeout(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,6 +24,7 @@ from constructs import Construct, IConstruct
 
 from pylive import protocol
 from pylive.relay_policy import stub_grants
+from pylive.relay_settings import Relay
 
 if TYPE_CHECKING:
     from pylive.constructs.network import Network
@@ -71,17 +72,6 @@ _PLACEHOLDER_CODE = (
 )
 
 
-@dataclass(frozen=True)
-class RelaySettings:
-    """The debug stack's relay, from CDK context ``pylive:relay`` (set by ``pylive dev``)."""
-
-    app: str
-    stage: str
-    api_id: str
-    relay_url: str
-    callback_url: str
-
-
 def no_route_to_relay(function: str, network: str) -> str:
     """Why dev mode cannot deploy a function in isolated subnets."""
     # An execute-api VPC endpoint serves private REST APIs only, and with its private DNS on,
@@ -97,15 +87,16 @@ def no_route_to_relay(function: str, network: str) -> str:
     )
 
 
-def relay_settings(scope: Construct) -> RelaySettings:
-    value = scope.node.try_get_context(RELAY_CONTEXT)
-    fields = ("app", "stage", "api_id", "relay_url", "callback_url")
-    if not isinstance(value, dict) or any(not isinstance(value.get(f), str) for f in fields):
+def relay_settings(scope: Construct) -> Relay:
+    """The debug stack's relay, from CDK context ``pylive:relay`` (set by ``pylive dev``)."""
+    try:
+        return Relay.from_context(scope.node.try_get_context(RELAY_CONTEXT))
+    except ValueError:
+        names = ", ".join(f.name for f in fields(Relay))
         raise ValueError(
             f"dev mode needs the debug stack's relay settings in CDK context {RELAY_CONTEXT} "
-            f"({', '.join(fields)}); `pylive dev` provides them"
-        )
-    return RelaySettings(**{f: value[f] for f in fields})
+            f"({names}); `pylive dev` provides them"
+        ) from None
 
 
 def synth_mode(scope: Construct) -> str:
@@ -287,16 +278,9 @@ class Function(Construct):
             return code, self.handler
         raise ValueError(f"unknown synth mode {self.mode!r}")
 
-    def _stub_environment(self, relay: RelaySettings) -> dict[str, str]:
+    def _stub_environment(self, relay: Relay) -> dict[str, str]:
         """What the stub needs to reach the runner (see stub/stub.py)."""
-        return {
-            "PYLIVE_RELAY_URL": relay.relay_url,
-            "PYLIVE_CALLBACK_URL": relay.callback_url,
-            "PYLIVE_APP": relay.app,
-            "PYLIVE_STAGE": relay.stage,
-            "PYLIVE_FUNCTION_ID": self.path,
-            "PYLIVE_HANDLER": self.handler,
-        }
+        return relay.stub(self.path, handler=self.handler).to_env()
 
     @property
     def path(self) -> str:
@@ -305,7 +289,7 @@ class Function(Construct):
         prefix = f"{stage.node.path}/" if stage is not None and stage.node.path else ""
         return self.node.path.removeprefix(prefix)
 
-    def _grant_relay(self, relay: RelaySettings) -> None:
+    def _grant_relay(self, relay: Relay) -> None:
         """Only what the stub does: connect to the relay, POST and GET connections on its
         stage."""
         stack = cdk.Stack.of(self)

@@ -27,13 +27,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import orjson
 
+from pylive.relay_settings import StubSettings
 from pylive.runtime.pool import RESPONSE_LIMIT_BYTES, InvokeResult, response_too_large_error
 from pylive.runtime.relay import RelayEndpoint
 from pylive.stub_code import stub_code_dir
@@ -298,16 +299,17 @@ def router_function(
     )  # fmt: skip
 
 
-def stub_environment(function_id: str, site: RelaySite) -> dict[str, str]:
-    """What the stub of ``function_id`` needs to reach the local relay (see stub/stub.py)."""
-    return {
-        **_credentials(site),
-        "PYLIVE_RELAY_URL": site.ws_url,
-        "PYLIVE_CALLBACK_URL": site.connections_url,
-        "PYLIVE_APP": site.app,
-        "PYLIVE_STAGE": site.stage,
-        "PYLIVE_FUNCTION_ID": function_id,
-    }
+def stub_environment(function_id: str, site: RelaySite, **tunables: Any) -> dict[str, str]:
+    """What the stub of ``function_id`` needs to reach the local relay (see stub/stub.py);
+    ``tunables`` are :class:`StubSettings` fields such as ``ack_timeout``."""
+    settings = StubSettings(
+        relay_url=site.ws_url,
+        callback_url=site.connections_url,
+        app=site.app,
+        stage=site.stage,
+        function_id=function_id,
+    )
+    return {**_credentials(site), **replace(settings, **tunables).to_env()}
 
 
 def stub_function(
@@ -317,12 +319,15 @@ def stub_function(
     timeout: float,
     lambda_env: Mapping[str, str],
     ack_timeout: float | None = None,
+    runner_grace: float | None = None,
 ) -> LambdaFunction:
     """The stub deployed for function ``name``; ``lambda_env`` is what Lambda would set
     (reserved variables and the function's own environment)."""
-    environment = {**lambda_env, **stub_environment(name, site), "_HANDLER": "stub.handler"}
-    if ack_timeout is not None:
-        environment["PYLIVE_ACK_TIMEOUT"] = str(ack_timeout)
+    tunables = {"ack_timeout": ack_timeout, "runner_grace": runner_grace}
+    stub = stub_environment(
+        name, site, **{k: value for k, value in tunables.items() if value is not None}
+    )
+    environment = {**lambda_env, **stub, "_HANDLER": "stub.handler"}
     return LambdaFunction(
         name, stub_code_dir() / "stub.py", timeout=timeout, environment=environment
     )

@@ -47,8 +47,17 @@ class Cloud:
         e = self.endpoint()
         return ConnectionsClient(e.connections_url, e.signer())
 
-    def add_stub(self, timeout: float = 3.0, ack: float | None = None, **module: Any) -> None:
-        fn = stub_function("hello", self.stub_site, timeout=timeout, lambda_env={}, ack_timeout=ack)
+    def add_stub(
+        self,
+        timeout: float = 3.0,
+        ack: float | None = None,
+        grace: float | None = None,
+        **module: Any,
+    ) -> None:
+        fn = stub_function(
+            "hello", self.stub_site, timeout=timeout, lambda_env={}, ack_timeout=ack,
+            runner_grace=grace,
+        )  # fmt: skip
 
         def patch(m: ModuleType) -> None:
             for name, value in module.items():
@@ -137,7 +146,7 @@ def test_a_runner_that_reconnected_is_found_again() -> None:
 def test_no_answer_within_the_ack_timeout_means_dev_is_not_running() -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "nothing"):
-            cloud.add_stub(ack=0.3, RUNNER_GRACE_S=0)
+            cloud.add_stub(ack=0.3, grace=0)
             started = time.monotonic()
             ok, body = await cloud.invoke({})
             assert time.monotonic() - started < 2

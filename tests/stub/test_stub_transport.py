@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 
+from pylive.relay_settings import StubSettings
 from pylive.stub_code import stub_code_dir
 
 
@@ -176,16 +177,11 @@ def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -
 
 
 def _connections_api(stub: ModuleType, port: int) -> Any:
+    relay = StubSettings(
+        "ws://127.0.0.1:1/dev", f"http://127.0.0.1:{port}/dev", "shop", "dev", "hello"
+    )
     settings = stub._Settings(
-        {
-            "PYLIVE_RELAY_URL": "ws://127.0.0.1:1/dev",
-            "PYLIVE_CALLBACK_URL": f"http://127.0.0.1:{port}/dev",
-            "PYLIVE_APP": "shop",
-            "PYLIVE_STAGE": "dev",
-            "PYLIVE_FUNCTION_ID": "hello",
-            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-            "AWS_SECRET_ACCESS_KEY": "secret",
-        }
+        {**relay.to_env(), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
     )
     return stub._ConnectionsApi(settings)
 
