@@ -41,27 +41,13 @@ class _Context:
 
 def in_process_latency(file: Path, calls: int = 20000) -> dict[str, Any]:
     """The handler called directly, with the event pylive would build for `GET /`."""
-    from pylive.local.http_events import build_event
+    from pylive import sample_events
 
     spec = importlib.util.spec_from_file_location(f"bench_{file.stem}", file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    event = build_event(
-        method="GET",
-        raw_path="/",
-        raw_query=b"",
-        headers=[(b"host", b"127.0.0.1"), (b"user-agent", b"bench")],
-        body=b"",
-        route_key="GET /",
-        path_parameters={},
-        source_ip="127.0.0.1",
-        stage="$default",
-        api_id="local",
-        domain_name="127.0.0.1",
-        request_id="AAAAAAAAAAAAAA==",
-        time_epoch_ms=int(time.time() * 1000),
-    )
+    event = sample_events.http("us-east-1")
     context = _Context()
     handler = module.handler
     for _ in range(1000):

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pylive.bundle import RUNTIME_MODULES, find_requirements
+from pylive.config import AppConfig
 from pylive.errors import PyliveError
+from pylive.manifest import AppManifest
 from pylive.streamed import run_streamed
 
 ENV_DIR = ".venv"
@@ -175,6 +177,13 @@ def sync(
         return False
     install(env, on_status=on_status)
     return True
+
+
+def prepare_for(
+    config: AppConfig, manifest: AppManifest, *, on_status: Callable[[str], None]
+) -> None:
+    """:func:`prepare` for an app's configured interpreter and its synthesized functions."""
+    prepare(config.root, config.python, manifest.code_dirs(), on_status=on_status)
 
 
 def prepare(

@@ -104,11 +104,7 @@ class LocalDevSession:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         manifest = self._manifest = await self._synthesize(announce=False)
         await asyncio.to_thread(
-            appenv.prepare,
-            self.config.root,
-            self.config.python,
-            manifest.code_dirs(),
-            on_status=self.console.event,
+            appenv.prepare_for, self.config, manifest, on_status=self.console.event
         )
         pool = self._pool = WorkerPool(self.config.python, self.config.root, self._pool_options())
         server: _QuietServer | None = None

@@ -71,7 +71,7 @@ async def invoke_once(config: AppConfig, function: str, event: bytes) -> InvokeR
     manifest = synthesize(config).manifest
     function_id = find_function(manifest, function)
     console = Console(sys.stderr)
-    appenv.prepare(config.root, config.python, manifest.code_dirs(), on_status=console.event)
+    appenv.prepare_for(config, manifest, on_status=console.event)
     pool = WorkerPool(
         config.python,
         config.root,

@@ -207,11 +207,7 @@ class LiveDevSession:
         await asyncio.to_thread(self.deployer.deploy_stubs, relay)
         manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
         await asyncio.to_thread(
-            appenv.prepare,
-            self.config.root,
-            self.config.python,
-            manifest.code_dirs(),
-            on_status=self.console.event,
+            appenv.prepare_for, self.config, manifest, on_status=self.console.event
         )
         pool = WorkerPool(
             self.config.python,
