@@ -95,32 +95,31 @@ def s3(region: str) -> Event:
     }
 
 
-def eventbridge(region: str) -> Event:
+def _eventbridge_event(
+    region: str, detail_type: str, source: str, resources: list[str], detail: Event
+) -> Event:
+    """The envelope EventBridge wraps every event in (a schedule's too)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Order Placed",
-        "source": "com.example.orders",
+        "detail-type": detail_type,
+        "source": source,
         "account": ACCOUNT,
         "time": _iso(time.time()),
         "region": region,
-        "resources": [],
-        "detail": {"orderId": "1001", "customerId": "c-42", "total": 25.5},
+        "resources": resources,
+        "detail": detail,
     }
+
+
+def eventbridge(region: str) -> Event:
+    detail = {"orderId": "1001", "customerId": "c-42", "total": 25.5}
+    return _eventbridge_event(region, "Order Placed", "com.example.orders", [], detail)
 
 
 def schedule(region: str) -> Event:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": _iso(time.time()),
-        "region": region,
-        "resources": [f"arn:aws:events:{region}:{ACCOUNT}:rule/my-schedule"],
-        "detail": {},
-    }
+    rule = f"arn:aws:events:{region}:{ACCOUNT}:rule/my-schedule"
+    return _eventbridge_event(region, "Scheduled Event", "aws.events", [rule], {})
 
 
 def dynamodb(region: str) -> Event:

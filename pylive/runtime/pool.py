@@ -399,9 +399,7 @@ class WorkerPool:
                 report = memory.out_of_memory_report(
                     state.spec.id, worker.out_of_memory_mb, state.spec.memory
                 )
-                self._options.output(state.spec.id, report)
-                if record is not None:
-                    record.add_output(report)
+                self._show(state, report, record)
             else:
                 body = _exit_error(request_id, status)
             self._report(state, body, record)
@@ -450,17 +448,18 @@ class WorkerPool:
             f"{RESPONSE_TOO_LARGE}: the response is {size} bytes, over Lambda's limit of "
             f"{RESPONSE_LIMIT_BYTES} bytes (return a reference, such as an S3 URL, instead)"
         )
-        self._options.output(state.spec.id, line)
-        if record is not None:
-            record.add_output(line)
+        self._show(state, line, record)
 
     def _report(self, state: _FunctionState, error: bytes, record: Invocation | None) -> None:
         """Show an error the runtime raised (no handler code did: a timeout, an exit) among
         the function's output, as Lambda writes it to the function's log."""
-        message = json.loads(error)["errorMessage"]
-        self._options.output(state.spec.id, message)
+        self._show(state, json.loads(error)["errorMessage"], record)
+
+    def _show(self, state: _FunctionState, line: str, record: Invocation | None) -> None:
+        """A line of the runtime's own among the function's output, and in its record."""
+        self._options.output(state.spec.id, line)
         if record is not None:
-            record.add_output(message)
+            record.add_output(line)
 
     async def _acquire(self, state: _FunctionState) -> Worker | bytes:
         while state.idle:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from pylive.manifest import FunctionSpec
 from pylive.runtime.pool import PoolOptions, WorkerPool
+from pylive.runtime.relay import RelayClient
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -67,3 +69,20 @@ def make_pool(root: Path, recorder: Recorder, **options: Any) -> WorkerPool:
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     yield Recorder()
+
+
+@asynccontextmanager
+async def connected_runner(endpoint: Any, invoker: Any, **kw: Any) -> AsyncIterator[RelayClient]:
+    """A relay client serving ``invoker``, connected to ``endpoint`` until the block ends;
+    what it logged is in its ``logs``."""
+    stop = asyncio.Event()
+    logs: list[str] = []
+    client = RelayClient(endpoint, invoker, stop=stop, log=logs.append, **kw)
+    task = asyncio.create_task(client.run())
+    await client.connected.wait()
+    client.logs = logs  # type: ignore[attr-defined]
+    try:
+        yield client
+    finally:
+        stop.set()
+        await task

@@ -9,12 +9,13 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from asynchelpers import run
+from runtime.conftest import connected_runner
 from websockets.asyncio.client import connect
 
 from pylive import protocol
@@ -77,19 +78,8 @@ async def local_cloud(stage: str = "dev") -> AsyncIterator[Cloud]:
         yield Cloud(api.gateway, api.host, api.site, api.table, api)
 
 
-@asynccontextmanager
-async def runner(cloud: Cloud, invoker: Any, **kw: Any) -> AsyncIterator[RelayClient]:
-    stop = asyncio.Event()
-    logs: list[str] = []
-    client = RelayClient(cloud.endpoint(), invoker, stop=stop, log=logs.append, **kw)
-    task = asyncio.create_task(client.run())
-    await client.connected.wait()
-    client.logs = logs  # type: ignore[attr-defined]
-    try:
-        yield client
-    finally:
-        stop.set()
-        await task
+def runner(cloud: Cloud, invoker: Any, **kw: Any) -> AbstractAsyncContextManager[RelayClient]:
+    return connected_runner(cloud.endpoint(), invoker, **kw)
 
 
 def test_a_warm_invocation_costs_two_connections_calls() -> None:

@@ -10,13 +10,14 @@ import importlib.util
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
 import pytest
 from asynchelpers import run
+from runtime.conftest import connected_runner
 from websockets.asyncio.client import connect
 
 from pylive.local.lambda_host import stub_function
@@ -89,19 +90,8 @@ async def local_cloud(limits: GatewayLimits | None = None) -> AsyncIterator[Clou
         yield Cloud(api)
 
 
-@asynccontextmanager
-async def runner(cloud: Cloud, invoker: Invoker, **kw: Any) -> AsyncIterator[RelayClient]:
-    stop = asyncio.Event()
-    logs: list[str] = []
-    client = RelayClient(cloud.api.site, invoker, stop=stop, log=logs.append, **kw)
-    task = asyncio.create_task(client.run())
-    await client.connected.wait()
-    client.logs = logs  # type: ignore[attr-defined]
-    try:
-        yield client
-    finally:
-        stop.set()
-        await task
+def runner(cloud: Cloud, invoker: Invoker, **kw: Any) -> AbstractAsyncContextManager[RelayClient]:
+    return connected_runner(cloud.api.site, invoker, **kw)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
