@@ -19,7 +19,7 @@ from pathlib import Path
 
 import common
 
-from pylive.bundle import bundle_function, find_uv
+from pylive.cdk.bundle import bundle_function, find_uv
 
 # Five direct dependencies (nine packages once resolved), pure Python and binary wheels.
 REQUIREMENTS = ["requests", "pyjwt", "python-dateutil", "attrs", "orjson"]

@@ -72,9 +72,9 @@ def big_round_trip(url: str, rounds: int = 5) -> list[float]:
 async def _relay_with_runner(answer: Callable[[bytes], bytes]) -> AsyncIterator[Any]:
     """The real local relay API (gateway, router; yielded) with a connected runner whose
     pool answers every invocation at once with ``answer(event)``."""
-    from pylive.local.relay_api import LocalRelayApi
-    from pylive.runtime.pool import InvokeResult
-    from pylive.runtime.relay import RelayClient
+    from pylive.emulator.relay_api import LocalRelayApi
+    from pylive.runner.pool import InvokeResult
+    from pylive.runner.relay import RelayClient
 
     class Pool:
         async def invoke(self, function_id: str, event: bytes, **_: Any) -> InvokeResult:
@@ -94,7 +94,7 @@ async def _relay_with_runner(answer: Callable[[bytes], bytes]) -> AsyncIterator[
 
 def connections_calls_per_invocation(invocations: int = 200) -> dict[str, Any]:
     """The real gateway, router and stub, a runner whose pool answers at once."""
-    from pylive.local.lambda_host import stub_function
+    from pylive.emulator.lambda_host import stub_function
 
     async def scenario() -> dict[str, Any]:
         async with _relay_with_runner(lambda event: event) as api:
@@ -151,8 +151,8 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
     import dataclasses
 
     from pylive import protocol
-    from pylive.local.lambda_host import stub_function
-    from pylive.runtime.relay import POST_CHUNK_BYTES
+    from pylive.emulator.lambda_host import stub_function
+    from pylive.runner.relay import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}
     chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))

@@ -215,7 +215,7 @@ async def measure(
     whatever else loads the machine weighs on each alike."""
     from relay import _relay_with_runner
 
-    from pylive.local.lambda_host import stub_function
+    from pylive.emulator.lambda_host import stub_function
 
     async with _relay_with_runner(lambda event: event) as api, _http_sink() as sink_port:
         stub_env = dict(stub_function("bench", api.stub_site("bench"), timeout=60, lambda_env={})

@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pylive.bundle import RUNTIME_MODULES, find_requirements
+from pylive.cdk.bundle import RUNTIME_MODULES, find_requirements
+from pylive.cdk.manifest import AppManifest
 from pylive.config import AppConfig
 from pylive.errors import PyliveError
-from pylive.manifest import AppManifest
 from pylive.streamed import run_streamed
 
 ENV_DIR = ".venv"

@@ -207,7 +207,7 @@ def dev(
     from pylive.console import Console
     from pylive.dev import DevOptions, LocalDevSession, run_event_loop
     from pylive.dev_lock import dev_lock
-    from pylive.local.exposure import warn_if_exposed
+    from pylive.emulator.exposure import warn_if_exposed
 
     config = load_config(stage=stage)
     if quiet and verbose:
@@ -353,7 +353,7 @@ def synth(stage: str | None, out: Path | None, dev: bool) -> None:
 
     config = load_config(stage=stage)
     if dev:
-        from pylive.deploy import PLACEHOLDER_API_ID, synth_dev
+        from pylive.cdk.deploy import PLACEHOLDER_API_ID, synth_dev
 
         target = (out or config.root / "cdk.out-dev").resolve()
         written = synth_dev(config, Console(), target)
@@ -364,7 +364,7 @@ def synth(stage: str | None, out: Path | None, dev: bool) -> None:
             "`pylive dev` deploys the debug stack first and gives them its id."
         )
         return
-    from pylive.deploy import synth as synth_stage
+    from pylive.cdk.deploy import synth as synth_stage
 
     target = (out or config.root / "cdk.out").resolve()
     stacks = synth_stage(config, Console(), target)
@@ -392,10 +392,10 @@ def deploy(stage: str | None, method: str, concurrency: int) -> None:
     when it is not yet. Credentials come from the environment or AWS_PROFILE;
     AWS_ENDPOINT_URL points every AWS call at another endpoint.
     """
+    from pylive.cdk.deploy import DeployOptions
+    from pylive.cdk.deploy import deploy as deploy_stage
     from pylive.config import load_config
     from pylive.console import Console
-    from pylive.deploy import DeployOptions
-    from pylive.deploy import deploy as deploy_stage
 
     config = load_config(stage=stage)
     options = DeployOptions(method=method, concurrency=max(1, concurrency))
@@ -408,9 +408,9 @@ def deploy(stage: str | None, method: str, concurrency: int) -> None:
 def remove(stage: str | None, yes: bool) -> None:
     """Delete every stack of a stage from AWS (asks first unless --yes)."""
     from pylive.aws_account import AwsTarget
+    from pylive.cdk.deploy import remove as remove_stage
     from pylive.config import load_config
     from pylive.console import Console
-    from pylive.deploy import remove as remove_stage
     from pylive.errors import UsageError
 
     config = load_config(stage=stage)
@@ -490,7 +490,7 @@ def vpn_certs(out: Path | None, force: bool, days: int) -> None:
     """
     from pylive.config import load_config
     from pylive.vpn import vpn_dir
-    from pylive.vpn_certs import check_certs_dir, write_certificates
+    from pylive.vpn.certs import check_certs_dir, write_certificates
 
     config = load_config()
     directory = out or vpn_dir(config.root)
@@ -512,7 +512,7 @@ def vpn_import(stage: str | None, region: str | None, certs: Path | None) -> Non
     certificates instead of creating new ones.
     """
     from pylive.config import load_config
-    from pylive.vpn_aws import import_certificates
+    from pylive.vpn.aws import import_certificates
 
     config = load_config(stage=stage)
     result = import_certificates(config, region=region, certs_dir=certs)
@@ -549,7 +549,7 @@ def vpn_profile(
     written with mode 0600; open it with any OpenVPN client.
     """
     from pylive.config import load_config
-    from pylive.vpn_aws import write_profile
+    from pylive.vpn.aws import write_profile
 
     config = load_config(stage=stage)
     result = write_profile(config, out=out, endpoint_id=endpoint_id, certs_dir=certs, region=region)
@@ -566,7 +566,7 @@ def vpn_profile(
 def vpn_status(stage: str | None, region: str | None, endpoint_id: str | None) -> None:
     """Show the stage's endpoint, its subnets and connections."""
     from pylive.config import load_config
-    from pylive.vpn_aws import endpoint_status, format_status
+    from pylive.vpn.aws import endpoint_status, format_status
 
     config = load_config(stage=stage)
     status = endpoint_status(config, endpoint_id=endpoint_id, region=region)

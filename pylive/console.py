@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
-    from pylive.runtime.record import Invocation
+    from pylive.runner.record import Invocation
 
 Level = Literal["quiet", "normal", "verbose"]
 VERBOSE_MAX_LINES = 40  # of an event or a result, with --verbose

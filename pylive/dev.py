@@ -26,26 +26,26 @@ from typing import Any
 import uvicorn
 
 from pylive import appenv
+from pylive.cdk.manifest import AppManifest, FunctionSpec
+from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.synth import infra_sources, synthesize
 from pylive.config import AppConfig
 from pylive.console import Console
-from pylive.errors import PyliveError
-from pylive.local.http_protocol import head_timeout_protocol
-from pylive.local.http_server import HttpApi, HttpApiApp, Invoke, bind
-from pylive.local.lambda_host import (
+from pylive.emulator.http_protocol import head_timeout_protocol
+from pylive.emulator.http_server import HttpApi, HttpApiApp, Invoke, bind
+from pylive.emulator.lambda_host import (
     RelaySite,
     stub_environment,
 )
-from pylive.local.relay_api import LocalRelayApi
-from pylive.local.role_policies import resolve
-from pylive.local.routes import RouteTable
-from pylive.manifest import AppManifest, FunctionSpec
-from pylive.runtime.dependencies import DependencySync
-from pylive.runtime.environment import process_environment
-from pylive.runtime.pool import PoolOptions, WorkerPool
-from pylive.runtime.relay import RelayClient
-from pylive.runtime.reload import ReloadWatcher
-from pylive.stub_code import stub_code_dir
-from pylive.synth import infra_sources, synthesize
+from pylive.emulator.relay_api import LocalRelayApi
+from pylive.emulator.role_policies import resolve
+from pylive.emulator.routes import RouteTable
+from pylive.errors import PyliveError
+from pylive.runner.dependencies import DependencySync
+from pylive.runner.environment import process_environment
+from pylive.runner.pool import PoolOptions, WorkerPool
+from pylive.runner.relay import RelayClient
+from pylive.runner.reload import ReloadWatcher
 from pylive.webconsole import SessionConsole, SessionInfo
 
 DEV_FILE = "dev.json"

@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 
 from pylive import appenv
+from pylive.cdk.manifest import AppManifest
+from pylive.cdk.synth import synthesize
 from pylive.config import AppConfig
 from pylive.console import Console
-from pylive.errors import UsageError
-from pylive.local.limits import (
+from pylive.emulator.limits import (
     LAMBDA_REQUEST_ERROR,
     LAMBDA_REQUEST_LIMIT_BYTES,
     LAMBDA_REQUEST_MESSAGE,
 )
-from pylive.manifest import AppManifest
-from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
-from pylive.synth import synthesize
+from pylive.errors import UsageError
+from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
 
 
 def read_event(event: str | None, event_file: Path | None) -> bytes:

@@ -23,16 +23,16 @@ import time
 from typing import Any, Protocol
 
 from pylive import appenv, protocol
+from pylive.cdk.manifest import AppManifest
+from pylive.cdk.synth import infra_sources, synthesize
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
-from pylive.manifest import AppManifest
 from pylive.relay_settings import RELAY_VARIABLE, Relay
-from pylive.runtime.dependencies import DependencySync
-from pylive.runtime.pool import InvokeResult, PoolOptions, WorkerPool
-from pylive.runtime.relay import RelayClient, RelayEndpoint, SigningCredentials
-from pylive.runtime.reload import ReloadWatcher
-from pylive.synth import infra_sources, synthesize
+from pylive.runner.dependencies import DependencySync
+from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
+from pylive.runner.reload import ReloadWatcher
 from pylive.webconsole import SessionConsole, SessionInfo
 
 PRELOAD_FILE = "preload.json"
@@ -57,7 +57,7 @@ class AwsDeployer:
         self._credentials: Any = None
 
     def deploy_relay(self) -> Relay:
-        from pylive.deploy import DeployOptions, debug_stack_name, deploy
+        from pylive.cdk.deploy import DeployOptions, debug_stack_name, deploy
 
         result = deploy(self.config, self.console, DeployOptions(mode="debug"))
         outputs = result.outputs.get(debug_stack_name(self.config), {})
@@ -76,7 +76,7 @@ class AwsDeployer:
         )
 
     def deploy_stubs(self, relay: Relay) -> None:
-        from pylive.deploy import DeployOptions, deploy
+        from pylive.cdk.deploy import DeployOptions, deploy
 
         synth_env = {RELAY_VARIABLE: json.dumps(relay.to_context())}
         options = DeployOptions(mode="dev", synth_env=synth_env)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pylive.config import AppConfig
 from pylive.errors import PyliveError, UsageError
-from pylive.runtime.record import Invocation, InvocationLog
+from pylive.runner.record import Invocation, InvocationLog
 from pylive.webconsole.server import TOKEN_HEADER, read_state
 
 REQUEST_TIMEOUT_S = 960.0  # a replay may run as long as a function may (15 min) and more

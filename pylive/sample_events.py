@@ -149,8 +149,8 @@ def dynamodb(region: str) -> Event:
 
 
 def http(region: str) -> Event:
-    """``GET /``, as pylive's local HTTP API builds it (pylive.local.http_events)."""
-    from pylive.local.http_events import build_event
+    """``GET /``, as pylive's local HTTP API builds it (pylive.emulator.http_events)."""
+    from pylive.emulator.http_events import build_event
 
     return build_event(
         method="GET",

@@ -156,7 +156,7 @@ def canonical_path(path: str) -> str:
     """SigV4's canonical path: empty and dot segments removed (consecutive slashes collapse),
     then every byte but unreserved ones and "/" percent-encoded, so an already encoded ``%3D``
     becomes ``%253D``, as SigV4 prescribes for every service but S3. Shared with the local
-    API's verifier (``pylive.local.sigv4``)."""
+    API's verifier (``pylive.emulator.sigv4``)."""
     kept: list[str] = []
     for segment in path.split("/"):
         if segment == "..":

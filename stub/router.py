@@ -3,7 +3,7 @@ $default routes. It keeps connection state in DynamoDB; it never carries invocat
 
 Runs on the plain Lambda Python runtime (boto3 is part of it), python3.9 or newer. What it
 sends is defined in ``pylive.protocol``, which its bundle carries
-(``pylive.bundle.bundle_router``), as the stub's does.
+(``pylive.cdk.bundle.bundle_router``), as the stub's does.
 
 Every read is strongly consistent: each one follows the write it depends on by moments (a
 stub's ``whoami`` right after its ``$connect``, a ``$disconnect`` right after a newer runner

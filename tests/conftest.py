@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pylive.node import packaged_node
+from pylive.cdk.node import packaged_node
 
 # aws-cdk-lib runs on the Node.js that comes with pylive (22 LTS) in every test, whatever
 # node the machine has on PATH; the tests of that choice (tests/test_node.py, and the ones

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from apphelpers import Running, http, json_body, no_node_env, pylive_cmd
 
-from pylive.bundle import RUNTIME_MODULES
+from pylive.cdk.bundle import RUNTIME_MODULES
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from apphelpers import assert_one_line_error, create_app, pylive_cmd
 
-from pylive.runtime.record import InvocationLog
+from pylive.runner.record import InvocationLog
 from pylive.webconsole.server import write_state
 
 

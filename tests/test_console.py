@@ -7,7 +7,7 @@ import io
 import json
 
 from pylive.console import Console
-from pylive.runtime.record import Invocation, InvocationLog
+from pylive.runner.record import Invocation, InvocationLog
 from pylive.sample_events import sample_event
 
 

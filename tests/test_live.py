@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from apphelpers import create_app, pylive_cmd
 
+from pylive.cdk.synth import synthesize
 from pylive.config import load_config
 from pylive.console import Console
+from pylive.emulator.lambda_host import stub_function
+from pylive.emulator.relay_api import LocalRelayApi
 from pylive.live import LiveDevSession, Relay
-from pylive.local.lambda_host import stub_function
-from pylive.local.relay_api import LocalRelayApi
-from pylive.runtime.relay import SigningCredentials
-from pylive.synth import synthesize
+from pylive.runner.relay import SigningCredentials
 
 pytestmark = pytest.mark.slow
 
@@ -106,9 +106,9 @@ def test_assume_role_runs_the_function_with_its_execution_role(
     import boto3
 
     from pylive import protocol
+    from pylive.cdk.manifest import AppManifest, FunctionSpec
     from pylive.live import RoleAssumer, _ByPath
-    from pylive.manifest import AppManifest, FunctionSpec
-    from pylive.runtime.pool import PoolOptions, WorkerPool
+    from pylive.runner.pool import PoolOptions, WorkerPool
 
     role = boto3.client("iam").create_role(
         RoleName="orders-dev", AssumeRolePolicyDocument=json.dumps({"Statement": []})

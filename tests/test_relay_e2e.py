@@ -1,6 +1,6 @@
 """The relay path end to end with real parts on loopback: the local WebSocket gateway and its
 router, stubs in the local Lambda host, and the runner as its own process
-(`python -m pylive.runtime.relay`) with real worker processes. The gateway enforces IAM: the
+(`python -m pylive.runner.relay`) with real worker processes. The gateway enforces IAM: the
 runner signs as the developer, each stub as its function's role with the policy dev mode
 gives it, the router as its role."""
 
@@ -23,19 +23,19 @@ from typing import Any, TypeVar
 import pytest
 from apphelpers import Running
 
-from pylive.local.lambda_host import (
+from pylive.emulator.lambda_host import (
     LambdaHost,
     RelaySite,
     router_function,
     router_integration,
     stub_function,
 )
-from pylive.local.principals import LOCAL_ACCOUNT, AccessKey, new_key
-from pylive.local.relay_api import LOCAL_API_ID, router_principal, stub_principal
-from pylive.local.store import MemoryTable
-from pylive.local.ws_gateway import GatewayLimits, WebSocketGateway
+from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, new_key
+from pylive.emulator.relay_api import LOCAL_API_ID, router_principal, stub_principal
+from pylive.emulator.store import MemoryTable
+from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
 from pylive.relay_policy import api_arn
-from pylive.runtime.pool import InvokeResult
+from pylive.runner.pool import InvokeResult
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -207,7 +207,7 @@ def cloud() -> Iterator[Cloud]:
 def start_runner(cloud: Cloud, app: Path, *options: str) -> Running:
     gw = cloud.gateway
     args = [
-        sys.executable, "-m", "pylive.runtime.relay", "--root", str(app),
+        sys.executable, "-m", "pylive.runner.relay", "--root", str(app),
         "--functions", str(app / "functions.json"), "--ws-url", gw.ws_url,
         "--connections-url", gw.connections_url, "--app", "shop", "--stage", "dev", *options,
     ]  # fmt: skip

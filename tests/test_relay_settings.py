@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
+from pylive.cdk.stub_code import stub_code_dir
 from pylive.relay_settings import Relay, StubSettings
-from pylive.stub_code import stub_code_dir
 
 RELAY = Relay(
     app="shop",

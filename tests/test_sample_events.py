@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pylive.local.http_events import build_event
+from pylive.emulator.http_events import build_event
 from pylive.sample_events import SOURCES, sample_event
 
 # Keys of each documented sample, top level and of the first record.

@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from pylive.local.sigv4 import SignatureError, verify_authorization_header, verify_presigned
+from pylive.emulator.sigv4 import SignatureError, verify_authorization_header, verify_presigned
 from pylive.signing import Signer
 
 NOW = dt.datetime(2026, 11, 27, 6, 30, 5, tzinfo=dt.UTC)

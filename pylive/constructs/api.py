@@ -9,10 +9,10 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from constructs import Construct
 
+from pylive.cdk.manifest import CorsSettings
 from pylive.constructs.function import Function, split_handler
-from pylive.local import routes
-from pylive.local.routes import DEFAULT_ROUTE
-from pylive.manifest import CorsSettings
+from pylive.emulator import routes
+from pylive.emulator.routes import DEFAULT_ROUTE
 
 
 def parse_route_key(route_key: str) -> tuple[str, str] | None:

@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from pylive.bundle import bundle_router
+from pylive.cdk.bundle import bundle_router
 from pylive.constructs.function import app_root
 from pylive.relay_policy import router_grants
 

@@ -57,7 +57,7 @@ MIN_MEMORY, MAX_MEMORY = 128, 10240
 MAX_TIMEOUT = 900
 # What SQS uses when a queue sets none (CreateQueue's VisibilityTimeout default).
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
-# The synth process's warning channel (pylive.synth reads these lines from stderr).
+# The synth process's warning channel (pylive.cdk.synth reads these lines from stderr).
 _WARNING_PREFIX = "pylive:warning: "
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -245,7 +245,7 @@ class Function(Construct):
 
         ``local``: an inline placeholder (nothing is copied; the template is never deployed).
         ``deploy``: the code directory plus its requirements, bundled for the Lambda platform
-        (see :mod:`pylive.bundle`; cached by content, so an unchanged function reuses its
+        (see :mod:`pylive.cdk.bundle`; cached by content, so an unchanged function reuses its
         bundle). ``dev``: the relay stub (with ``websockets`` and pylive's protocol), which
         forwards every invocation to ``pylive dev`` on the developer's machine.
         """
@@ -254,7 +254,7 @@ class Function(Construct):
         if not self.code_dir.is_dir():
             raise ValueError(f"code directory {self.code!r} ({self.code_dir}) does not exist")
         if self.mode == "dev":
-            from pylive.bundle import bundle_stub
+            from pylive.cdk.bundle import bundle_stub
 
             stub = bundle_stub(app_root(self), runtime=self.runtime, architecture=self.architecture)
             code = lambda_.Code.from_asset(
@@ -262,7 +262,7 @@ class Function(Construct):
             )
             return code, STUB_HANDLER
         if self.mode == "deploy":
-            from pylive.bundle import bundle_function
+            from pylive.cdk.bundle import bundle_function
 
             bundle = bundle_function(
                 self.code_dir,

@@ -13,7 +13,7 @@ import uvicorn
 
 from pylive.console import Console
 from pylive.errors import ServeError
-from pylive.runtime.record import InvocationLog
+from pylive.runner.record import InvocationLog
 from pylive.webconsole.server import (
     STATE_FILE,
     ConsoleApp,
@@ -54,7 +54,7 @@ class WebConsole:
 
     async def start(self) -> str:
         """Listen; returns the URL to open (it carries the session's token)."""
-        from pylive.local.http_server import bind
+        from pylive.emulator.http_server import bind
 
         try:
             sock = bind("127.0.0.1", self.port)

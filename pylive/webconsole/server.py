@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from pylive.runtime.pool import InvokeResult
-from pylive.runtime.record import Invocation, InvocationLog
+from pylive.runner.pool import InvokeResult
+from pylive.runner.record import Invocation, InvocationLog
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

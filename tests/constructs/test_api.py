@@ -9,9 +9,9 @@ import pytest
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk.assertions import Match, Template
 
+from pylive.cdk.manifest import CorsSettings
 from pylive.constructs import Api, Function
 from pylive.constructs.api import implicit_function_id, parse_route_key
-from pylive.manifest import CorsSettings
 
 
 def resources(template: Template, kind: str) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from pylive.cdk.stub_code import stub_code_dir
 from pylive.constructs import Function
-from pylive.stub_code import stub_code_dir
 
 STUB_SOURCE = (stub_code_dir() / "stub.py").read_text()
 

@@ -1,5 +1,5 @@
 """A function's role policies read from its synthesized dev-mode template and resolved for the
-local cloud (pylive.local.role_policies), then evaluated as the local WebSocket API does."""
+local cloud (pylive.emulator.role_policies), then evaluated as the local WebSocket API does."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
 from pylive.constructs import Function
-from pylive.local.iam_policy import evaluate
-from pylive.local.role_policies import resolve, role_policies
+from pylive.emulator.iam_policy import evaluate
+from pylive.emulator.role_policies import resolve, role_policies
 
 RELAY = {
     "app": "shop",

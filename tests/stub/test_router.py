@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from pylive import protocol
-from pylive.local.store import MemoryTable
-from pylive.stub_code import stub_code_dir
+from pylive.cdk.stub_code import stub_code_dir
+from pylive.emulator.store import MemoryTable
 
 
 @pytest.fixture(params=["moto", "stale-reads"])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pylive.bundle import RUNTIME_MODULES, bundle_router, bundle_stub
+from pylive.cdk.bundle import RUNTIME_MODULES, bundle_router, bundle_stub
+from pylive.cdk.stub_code import stub_code_dir
 from pylive.constructs.function import OLDEST_RUNTIME
-from pylive.stub_code import stub_code_dir
 
 PYLIVE_DIR = Path(__file__).resolve().parents[2] / "pylive"
 SHIPPED = [

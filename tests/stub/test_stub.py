@@ -20,14 +20,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from pylive import protocol
-from pylive.local.lambda_host import (
+from pylive.emulator.lambda_host import (
     LambdaHost,
     RelaySite,
     stub_function,
 )
-from pylive.local.relay_api import LocalRelayApi
-from pylive.local.ws_gateway import WebSocketGateway
-from pylive.runtime.relay import ConnectionsClient, RelayEndpoint
+from pylive.emulator.relay_api import LocalRelayApi
+from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.runner.relay import ConnectionsClient, RelayEndpoint
 
 # This module's scenarios are bounded at 30 s.
 run = partial(bounded_run, timeout=30)
@@ -177,8 +177,8 @@ def test_context_objects_travel_in_the_runtimes_wire_shape() -> None:
     """The runtime's context objects are __slots__ classes: the stub must read them as such."""
     import importlib.util
 
-    from pylive.runtime.worker_main import LambdaContext
-    from pylive.stub_code import stub_code_dir
+    from pylive.cdk.stub_code import stub_code_dir
+    from pylive.runner.worker_main import LambdaContext
 
     spec = importlib.util.spec_from_file_location("stub_shapes", stub_code_dir() / "stub.py")
     assert spec and spec.loader

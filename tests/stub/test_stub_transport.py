@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 
+from pylive.cdk.stub_code import stub_code_dir
 from pylive.relay_settings import StubSettings
-from pylive.stub_code import stub_code_dir
 
 
 @pytest.fixture(scope="module")

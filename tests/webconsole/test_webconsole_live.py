@@ -15,12 +15,12 @@ import pytest
 from apphelpers import create_app
 from test_live import LocalAccount
 
+from pylive.cdk.synth import synthesize
 from pylive.config import load_config
 from pylive.console import Console
+from pylive.emulator.lambda_host import stub_function
 from pylive.live import LiveDevSession
-from pylive.local.lambda_host import stub_function
 from pylive.sample_events import sample_event
-from pylive.synth import synthesize
 
 pytestmark = pytest.mark.slow
 

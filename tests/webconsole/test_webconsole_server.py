@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Any
 
-from pylive.runtime.pool import InvokeResult
-from pylive.runtime.record import InvocationLog
+from pylive.runner.pool import InvokeResult
+from pylive.runner.record import InvocationLog
 from pylive.sample_events import sample_event
 from pylive.webconsole.server import ConsoleApp, SessionInfo
 

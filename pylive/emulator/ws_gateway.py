@@ -1,0 +1,614 @@
+"""A local API Gateway WebSocket API: routes, Lambda proxy integrations, @connections, limits.
+
+::
+
+    async def default(event: dict, context: IntegrationContext) -> dict | None: ...
+
+    async with WebSocketGateway(routes={"$default": default}, credentials={"AKID": "secret"},
+                                stage="dev") as gw:
+        gw.ws_url           # ws://127.0.0.1:PORT/dev
+        gw.connections_url  # endpoint_url of boto3's apigatewaymanagementapi client
+
+Integrations are async callables standing in for Lambda functions; they receive the exact
+proxy events API Gateway sends ($connect, MESSAGE, $disconnect; see
+:mod:`pylive.emulator.ws_events`). Behaviour follows API Gateway:
+
+- $connect runs before the handshake is accepted: a non-2xx ``statusCode`` rejects it with
+  that HTTP status, an exception with 502, a timeout with 504. With ``credentials`` (or
+  ``access_keys``) the route is IAM-authorized: the upgrade request must be SigV4-signed (a
+  presigned URL, or an ``Authorization`` header) for ``execute-api`` by one of those keys,
+  else 403, and the key's principal must be allowed ``execute-api:Invoke`` on the route's
+  ARN by its policies (:mod:`pylive.emulator.iam_policy`), else 403 with AWS's AccessDenied
+  message; the $connect event then names the principal in ``requestContext.identity``.
+- A message is routed on the selection expression (exact match, else ``$default``, else a
+  ``Forbidden`` error frame); an integration error sends the ``Internal server error`` frame;
+  on a two-way route the result's ``body`` is sent back.
+- Frames over 32 KB and messages over 128 KB close the connection with 1009, binary frames
+  with 1003; idle and over-age connections are closed with 1001 (``GatewayLimits``; only
+  data messages count as activity, in either direction, not pings).
+- A client's network path can die silently (:mod:`pylive.emulator.ws_flow`): after
+  ``GatewayLimits.flow_idle_timeout`` seconds without traffic, as behind a NAT gateway, or
+  at once by :meth:`WebSocketGateway.drop_flow`. Nothing more is delivered either way and
+  nothing tells the client; the gateway's side lives on until its idle timeout.
+- $disconnect is sent after every close, with ``disconnectStatusCode``/``disconnectReason``.
+- @connections (:mod:`pylive.emulator.ws_connections`) is served on the same port; calls are
+  counted in :attr:`WebSocketGateway.stats`. With keys, each call is authorized as
+  ``execute-api:ManageConnections`` on ``…/{stage}/{METHOD}/@connections/{connectionId}``.
+
+Keys given as ``credentials`` (access key → secret) belong to the developer
+(:func:`pylive.emulator.principals.developer`, allowed ``execute-api:*``); ``access_keys`` (or
+:meth:`WebSocketGateway.add_key`) name other principals, e.g. a function's role session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from pylive.emulator import ws_connections
+from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, denial_message, developer
+from pylive.emulator.sigv4 import SignatureError, verify_authorization_header, verify_presigned
+from pylive.emulator.ws_connections import ConnectionDetails
+from pylive.emulator.ws_events import (
+    CONNECT_ROUTE,
+    DEFAULT_SELECTION_EXPRESSION,
+    DISCONNECT_ROUTE,
+    ApiInfo,
+    ConnectionInfo,
+    connect_event,
+    disconnect_event,
+    error_frame,
+    message_event,
+    new_id,
+    select_route,
+    selection_path,
+    trace_id,
+)
+from pylive.emulator.ws_flow import Flows
+from pylive.emulator.ws_http import (
+    HEAD_TIMEOUT_S,
+    HttpRequest,
+    HttpResponse,
+    HttpSessions,
+    bind_connection_class,
+)
+
+Integration = Callable[[dict[str, Any], "IntegrationContext"], Awaitable[dict[str, Any] | None]]
+
+_log = logging.getLogger(__name__)
+_REASON_NO_STATUS = "Client-side close frame status not set"
+_REASON_NORMAL = "Connection Closed Normally"
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """API Gateway's WebSocket quotas; shorten the timeouts in tests.
+
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
+    ("Idle Connection Timeout: 10 minutes", "Connection duration for WebSocket API: 2 hours").
+    ``flow_idle_timeout`` puts every client behind a NAT that silently forgets a flow idle
+    that long (a NAT gateway: 350 s); None: no NAT."""
+
+    frame_bytes: int = 32 * 1024
+    message_bytes: int = 128 * 1024
+    idle_timeout: float = 600.0
+    max_duration: float = 7200.0
+    integration_timeout: float = 29.0
+    head_timeout: float = HEAD_TIMEOUT_S  # a request head (or @connections request) unfinished
+    flow_idle_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class IntegrationContext:
+    """The ``context`` an integration receives (a stand-in for the Lambda context)."""
+
+    aws_request_id: str
+    route_key: str
+    connections_url: str
+
+
+@dataclass
+class GatewayStats:
+    """Counters for benchmarks: @connections calls in total, per connection, per operation."""
+
+    connections_calls: int = 0
+    connections_calls_by_connection: Counter[str] = field(default_factory=Counter)
+    connections_calls_by_operation: Counter[str] = field(default_factory=Counter)
+    connects: int = 0
+    disconnects: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+
+
+@dataclass
+class _Live:
+    info: ConnectionInfo
+    last_active_ms: int
+    last_active: float  # loop time
+    opened: float  # loop time
+    ws: ServerConnection | None = None
+    subprotocol: str | None = None
+    server_close: tuple[int, str] | None = None  # why the gateway closed it
+
+
+class WebSocketGateway:
+    """The emulator; use as ``async with WebSocketGateway(...) as gw``."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Integration],
+        *,
+        credentials: Mapping[str, str] | None = None,
+        access_keys: Iterable[AccessKey] = (),
+        stage: str = "dev",
+        api_id: str = "local",
+        region: str = "us-east-1",
+        account: str = LOCAL_ACCOUNT,
+        route_selection_expression: str = DEFAULT_SELECTION_EXPRESSION,
+        two_way_routes: Collection[str] | None = None,
+        limits: GatewayLimits | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """``two_way_routes=None`` makes every route two-way (its result ``body`` is sent
+        back); ``credentials`` (access key → secret, the developer's) or ``access_keys`` turn
+        on IAM authorization on $connect and on @connections."""
+        self.routes = dict(routes)
+        self.stage = stage
+        self.api_id = api_id
+        self.region = region
+        self.account = account
+        self._keys: dict[str, AccessKey] = {}
+        self.credentials: dict[str, str] | None = None
+        self.developer = developer(account)  # whose keys ``credentials`` are
+        if credentials is not None:
+            for key_id, secret in credentials.items():
+                self.add_key(AccessKey(key_id, secret, self.developer))
+        for key in access_keys:
+            self.add_key(key)
+        self.limits = limits or GatewayLimits()
+        self.message_limit_bytes = self.limits.message_bytes
+        self.stats = GatewayStats()
+        self._selection = selection_path(route_selection_expression)
+        self._two_way = None if two_way_routes is None else frozenset(two_way_routes)
+        self._host = host
+        self._port = port
+        self._server: Server | None = None
+        self._sessions = HttpSessions(
+            self._serve_http, max_body_bytes=8 * 1024 * 1024, head_timeout=self.limits.head_timeout
+        )
+        self._flows = Flows(self.limits.flow_idle_timeout, time.monotonic)
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, _Live] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._live: dict[str, _Live] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> WebSocketGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen; :attr:`ws_url` and :attr:`connections_url` are valid afterwards."""
+        self._server = await serve(
+            self._handle,
+            self._host,
+            self._port,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            compression=None,  # API Gateway negotiates no extension; deflate is slow
+            max_size=(self.limits.message_bytes, self.limits.frame_bytes),
+            ping_interval=None,  # API Gateway does not ping; idle connections time out
+            open_timeout=self.limits.integration_timeout + 5,
+            close_timeout=5,
+            create_connection=bind_connection_class(self._sessions, self._flows),
+            server_header=None,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection (1001, then $disconnect) and stop listening."""
+        if self._server is None:
+            return
+        for live in list(self._live.values()):  # no close handshake through a dead flow
+            if live.ws is not None and _flow_dropped(live.ws):
+                live.ws.transport.abort()
+        self._server.close()
+        self._sessions.close_all()
+        await asyncio.wait_for(self._server.wait_closed(), timeout)
+        self._flows.close_detached()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+        self._server = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def domain_name(self) -> str:
+        """``requestContext.domainName``: host and port, so ``http://{domainName}/{stage}``
+        is the @connections endpoint, as ``https://{domainName}/{stage}`` is on AWS."""
+        return f"{self._host}:{self._port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.domain_name}/{self.stage}"
+
+    @property
+    def connections_url(self) -> str:
+        return f"http://{self.domain_name}/{self.stage}"
+
+    def add_key(self, key: AccessKey) -> None:
+        """Accept requests signed with ``key`` (and authorize them for its principal)."""
+        self._keys[key.access_key_id] = key
+        if self.credentials is None:
+            self.credentials = {}
+        self.credentials[key.access_key_id] = key.secret_access_key
+
+    def arn(self, resource: str) -> str:
+        """``arn:aws:execute-api:{region}:{account}:{api}/{stage}/{resource}``."""
+        return (
+            f"arn:aws:execute-api:{self.region}:{self.account}:{self.api_id}/{self.stage}/"
+            f"{resource}"
+        )
+
+    def authorize(
+        self, key_id: str, token: str | None, action: str, resource: str, source_ip: str
+    ) -> tuple[str, str] | None:
+        """Why a request signed by ``key_id`` may not do ``action`` on ``resource``: an
+        error type and message, or None when it may."""
+        key = self._key(key_id)
+        if key.session_token is not None and token != key.session_token:
+            return "ForbiddenException", "The security token included in the request is invalid."
+        decision = key.principal.authorize(action, resource, source_ip)
+        if decision.allowed:
+            return None
+        message = denial_message(key.principal, action, resource, decision)
+        _log.warning("refused: %s", message)
+        return "AccessDeniedException", message
+
+    def _key(self, key_id: str) -> AccessKey:
+        """The key ``key_id`` (one the signature check accepted); a key added to
+        :attr:`credentials` directly is the developer's."""
+        key = self._keys.get(key_id)
+        if key is None:
+            secret = (self.credentials or {}).get(key_id, "")
+            key = self._keys[key_id] = AccessKey(key_id, secret, self.developer)
+        return key
+
+    @property
+    def connection_ids(self) -> list[str]:
+        """The ids of the open connections."""
+        return list(self._live)
+
+    # ------------------------------------------------------------ $connect
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path.rstrip("/") != f"/{self.stage}":
+            return _reject(403, '{"message":"Forbidden"}')
+        headers = list(request.headers.raw_items())
+        source_ip = str(ws.remote_address[0]) if ws.remote_address else "127.0.0.1"
+        identity: dict[str, str] | None = None
+        if self.credentials is not None:
+            try:
+                if request.headers.get("Authorization") is not None:
+                    key_id = verify_authorization_header(
+                        "GET", request.path, headers, b"", self.credentials
+                    )
+                    token = request.headers.get("X-Amz-Security-Token")
+                else:
+                    key_id = verify_presigned("GET", request.path, headers, self.credentials)
+                    token = dict(parse_qsl(query)).get("X-Amz-Security-Token")
+            except SignatureError as exc:
+                _log.info("$connect refused: %s", exc)
+                return _reject(403, '{"message":"Forbidden"}')
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html
+            denied = self.authorize(
+                key_id, token, "execute-api:Invoke", self.arn(CONNECT_ROUTE), source_ip
+            )
+            if denied is not None:
+                return _reject(403, json.dumps({"Message": denied[1]}))
+            identity = self._key(key_id).principal.identity(key_id)
+        now_ms = _now_ms()
+        loop_now = asyncio.get_running_loop().time()
+        info = ConnectionInfo(new_id(), now_ms, source_ip, request.headers.get("User-Agent"))
+        live = _Live(info, now_ms, loop_now, loop_now)
+        integration = self.routes.get(CONNECT_ROUTE)
+        if integration is not None:
+            headers += [
+                ("X-Amzn-Trace-Id", trace_id(now_ms)),
+                ("X-Forwarded-For", source_ip),
+                ("X-Forwarded-Port", str(self._port)),
+                ("X-Forwarded-Proto", "http"),
+            ]
+            event = connect_event(self._api, info, headers, query, now_ms, identity=identity)
+            try:
+                result = await self._invoke(integration, CONNECT_ROUTE, event)
+            except TimeoutError:
+                return _reject(504, '{"message": "Endpoint request timed out"}')
+            except Exception:
+                _log.exception("the $connect integration failed")
+                return _reject(502, '{"message": "Internal server error"}')
+            refusal = _connect_refusal(result)
+            if refusal is not None:
+                return refusal
+            live.subprotocol = _subprotocol(result)
+        self._handshakes[ws] = live
+        return None
+
+    def _process_response(
+        self, ws: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        live = self._handshakes.get(ws)
+        if live is not None and live.subprotocol and response.status_code == 101:
+            response.headers["Sec-WebSocket-Protocol"] = live.subprotocol
+        return None
+
+    # ------------------------------------------------------------ one connection
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        live = self._handshakes.pop(ws, None)
+        if live is None:  # not through _process_request: cannot happen
+            await ws.close(1011)
+            return
+        live.ws = ws
+        self._live[live.info.connection_id] = live
+        self.stats.connects += 1
+        try:
+            await self._receive(live, ws)
+        finally:
+            if self._live.get(live.info.connection_id) is live:
+                del self._live[live.info.connection_id]
+            await ws.wait_closed()
+            code, reason = _disconnect_status(live, ws)
+            self._spawn(self._disconnect(live, code, reason))
+
+    async def _receive(self, live: _Live, ws: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            idle_end = live.last_active + self.limits.idle_timeout
+            age_end = live.opened + self.limits.max_duration
+            remaining = min(idle_end, age_end) - loop.time()
+            if remaining <= 0:
+                live.server_close = (1001, "")
+                if _flow_dropped(ws):  # no close handshake through a dead flow
+                    ws.transport.abort()
+                else:
+                    await ws.close(1001, "Going away")
+                return
+            try:
+                async with asyncio.timeout(remaining):
+                    message = await ws.recv()
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            if isinstance(message, bytes):
+                live.server_close = (1003, "Binary frames are not supported")
+                await ws.close(1003, "Binary frames are not supported")
+                return
+            self._touch(live)
+            self.stats.messages_in += 1
+            self._spawn(self._on_message(live, message))
+
+    async def _on_message(self, live: _Live, body: str) -> None:
+        connection_id = live.info.connection_id
+        route = select_route(body, self._selection, self._message_routes)
+        if route is None:
+            await self._send(live, error_frame("Forbidden", connection_id, new_id()))
+            return
+        event = message_event(self._api, live.info, route, body, _now_ms())
+        request_id = event["requestContext"]["requestId"]
+        try:
+            result = await self._invoke(self.routes[route], route, event)
+        except TimeoutError:
+            frame = error_frame("Endpoint request timed out", connection_id, request_id)
+            await self._send(live, frame)
+            return
+        except Exception:
+            _log.exception("the %s integration failed", route)
+            await self._send(live, error_frame("Internal server error", connection_id, request_id))
+            return
+        if self._two_way is not None and route not in self._two_way:
+            return
+        if isinstance(result, dict) and result.get("body") is not None:
+            reply = result["body"]
+            await self._send(live, reply if isinstance(reply, str) else _json(reply))
+
+    async def _disconnect(self, live: _Live, code: int, reason: str) -> None:
+        self.stats.disconnects += 1
+        integration = self.routes.get(DISCONNECT_ROUTE)
+        if integration is None:
+            return
+        event = disconnect_event(self._api, live.info, code, reason, _now_ms())
+        try:
+            await self._invoke(integration, DISCONNECT_ROUTE, event)
+        except Exception:  # best effort, as on AWS
+            _log.exception("the $disconnect integration failed")
+
+    # ------------------------------------------------------------ helpers
+
+    @property
+    def _api(self) -> ApiInfo:
+        return ApiInfo(self.api_id, self.stage, self.domain_name)
+
+    @property
+    def _message_routes(self) -> set[str]:
+        return {k for k in self.routes if k not in (CONNECT_ROUTE, DISCONNECT_ROUTE)}
+
+    async def _invoke(
+        self, integration: Integration, route: str, event: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        context = IntegrationContext(
+            event["requestContext"]["requestId"], route, self.connections_url
+        )
+        async with asyncio.timeout(self.limits.integration_timeout):
+            return await integration(event, context)
+
+    async def _send(self, live: _Live, frame: str | bytes) -> bool:
+        if live.ws is None:
+            return False
+        try:
+            await live.ws.send(frame)
+        except ConnectionClosed:
+            return False
+        self._touch(live)
+        self.stats.messages_out += 1
+        return True
+
+    def _touch(self, live: _Live) -> None:
+        live.last_active_ms = _now_ms()
+        live.last_active = asyncio.get_running_loop().time()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ @connections backend
+
+    async def _serve_http(self, request: HttpRequest) -> HttpResponse:
+        return await ws_connections.handle(request, self)
+
+    def count_call(self, operation: str, connection_id: str) -> None:
+        self.stats.connections_calls += 1
+        self.stats.connections_calls_by_connection[connection_id] += 1
+        self.stats.connections_calls_by_operation[operation] += 1
+
+    def details(self, connection_id: str) -> ConnectionDetails | None:
+        live = self._live.get(connection_id)
+        if live is None:
+            return None
+        info = live.info
+        return ConnectionDetails(
+            info.connected_at, live.last_active_ms, info.source_ip, info.user_agent or ""
+        )
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        live = self._live.get(connection_id)
+        if live is None:
+            return False
+        try:
+            frame: str | bytes = data.decode()
+        except UnicodeDecodeError:
+            frame = data
+        return await self._send(live, frame)
+
+    def drop_flow(self, connection_id: str) -> None:
+        """Silently cut the network path of a connection, as a NAT that forgot its flow:
+        nothing more is delivered either way, and neither end is told."""
+        live = self._live[connection_id]
+        flow = getattr(live.ws, "flow", None)
+        if flow is not None:
+            flow.drop()
+
+    def delete(self, connection_id: str) -> bool:
+        live = self._live.pop(connection_id, None)
+        if live is None or live.ws is None:
+            return False
+        live.server_close = (1000, _REASON_NORMAL)
+        self._spawn(live.ws.close(1000, ""))
+        return True
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _reject(status: int, body: str) -> Response:
+    """An HTTP response refusing the upgrade (any status, unlike ``ServerConnection.respond``)."""
+    data = body.encode()
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Connection", "close"),
+        ]
+    )
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return Response(status, phrase, headers, data)
+
+
+def _connect_refusal(result: object) -> Response | None:
+    """The handshake refusal a $connect integration result asks for, if any."""
+    if not isinstance(result, dict) or result.get("statusCode") is None:
+        return None
+    status = result["statusCode"]
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        return _reject(502, '{"message": "Internal server error"}')
+    if 200 <= status < 300:
+        return None
+    body = result.get("body")
+    return _reject(status, body if isinstance(body, str) else "")
+
+
+def _subprotocol(result: object) -> str | None:
+    if not isinstance(result, dict) or not isinstance(result.get("headers"), dict):
+        return None
+    for name, value in result["headers"].items():
+        if str(name).lower() == "sec-websocket-protocol" and isinstance(value, str):
+            return value
+    return None
+
+
+def _flow_dropped(ws: ServerConnection) -> bool:
+    flow = getattr(ws, "flow", None)
+    return flow is not None and bool(flow.dropped)
+
+
+def _disconnect_status(live: _Live, ws: ServerConnection) -> tuple[int, str]:
+    """``disconnectStatusCode``/``disconnectReason`` of a closed connection."""
+    if live.server_close is not None:
+        return live.server_close
+    protocol = ws.protocol
+    received, sent = protocol.close_rcvd, protocol.close_sent
+    if received is not None and protocol.close_rcvd_then_sent is not False:
+        if received.code == 1005:
+            return 1005, _REASON_NO_STATUS
+        if received.code == 1000 and not received.reason:
+            return 1000, _REASON_NORMAL
+        return received.code, received.reason
+    if sent is not None:  # the gateway closed it, e.g. 1009 for an oversized frame
+        return sent.code, sent.reason
+    return 1006, ""

@@ -1,0 +1,732 @@
+"""The runner's relay client: takes invocations from the stubs, runs them on the worker pool,
+and sends the answers back.
+
+It holds one WebSocket connection to the relay API (``?role=runner&app=&stage=``, SigV4
+query-signed), reconnecting with backoff when the gateway drops it and renewing it before
+API Gateway's 2-hour limit. Only frames received prove the connection works: when nothing
+has arrived for ``keepalive`` seconds (30), a ``ping`` goes to the router, which answers
+``pong``; without one within ``probe_timeout`` the client reconnects. That keeps the
+connection from idling out (10 minutes at API Gateway, less at some NATs) and finds a path
+that died silently (API Gateway answers no WebSocket-level pings, and a connection that died
+while the laptop was offline looks open; an invoke posted to it is lost until the runner
+reconnects and the stub posts it again). TCP keepalive runs on the socket too. When the wall
+clock jumps ahead of the monotonic one (the machine slept), it pings at once. Each
+``invoke`` (chunks are reassembled) runs on the pool; an ``ack`` goes to the stub only if the
+answer is not ready within ``ack_after`` (100 ms), so a fast warm invocation costs exactly two
+@connections calls (the stub's invoke, the runner's answer). The ``result`` or ``error`` goes
+to the stub's connection (``reply_to``) through @connections, split into chunks when large.
+
+An invoke whose request id the runner knows is the stub asking again, after it reconnected
+or saw the runner do so: a running invocation is acked and answered at the new ``reply_to``;
+a recent answer (the last ``ANSWERS_KEPT``, for ``ANSWER_KEEP_S``) is sent there again; one
+it never saw is run, unless marked ``resume`` (it was acked by an earlier runner process),
+which gets an error instead of a second run.
+
+Temporary credentials (SSO, an assumed role) expire while a session runs for hours: with a
+``credentials`` source, the client asks it again every few minutes (off the event loop) and
+signs connects and @connections calls with what it answers.
+
+A ``replaced`` message (another runner registered for the same app and stage) makes
+:meth:`RelayClient.run` return ``"replaced"``; a malformed message is logged and skipped,
+and a chunked invoke that cannot be reassembled (too many at once) is answered with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from pylive import protocol
+from pylive.runner.pool import InvokeResult
+from pylive.signing import Signer
+
+ACK_AFTER_S = 0.1
+KEEPALIVE_S = 30.0  # ping when nothing was received for this long (idle limits: 10 min, NATs)
+PROBE_TIMEOUT_S = 10.0  # the router (a Lambda function, maybe cold) answers a ping by then
+TICK_S = 1.0  # how often the watchdog looks at the clocks
+SLEPT_S = 3.0  # wall time gained over monotonic time that means the machine was asleep
+CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 min early
+RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
+POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
+CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large answer posted at the same time
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+ANSWERS_KEPT = 64  # recent answers kept for a stub that asks again after a reconnect
+ANSWER_KEEP_S = 120.0
+ANSWERS_KEPT_BYTES = 32 * 1024 * 1024
+TCP_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 5.0
+
+Outcome = Literal["stopped", "replaced"]
+
+
+@dataclass(frozen=True)
+class SigningCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+CredentialsSource = Callable[[], SigningCredentials]
+
+
+class Invoker(Protocol):
+    async def invoke(
+        self,
+        function_id: str,
+        event: bytes,
+        *,
+        request_id: str | None = None,
+        client_context: dict[str, Any] | None = None,
+        identity: dict[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> InvokeResult: ...
+
+
+@dataclass(frozen=True)
+class RelayEndpoint:
+    """Where the relay API is and who the runner is; the credentials sign $connect and the
+    @connections calls."""
+
+    ws_url: str
+    connections_url: str
+    app: str
+    stage: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def signer(self) -> Signer:
+        return Signer(self.access_key_id, self.secret_access_key, self.session_token, self.region)
+
+    def signed_url(self) -> str:
+        query = urlencode({"role": "runner", "app": self.app, "stage": self.stage})
+        return self.signer().presign(f"{self.ws_url}?{query}", expires=300)
+
+
+class RelayClient:
+    def __init__(
+        self,
+        endpoint: RelayEndpoint,
+        invoker: Invoker,
+        *,
+        stop: asyncio.Event,
+        log: Callable[[str], None],
+        ack_after: float = ACK_AFTER_S,
+        keepalive: float = KEEPALIVE_S,
+        prepare: Callable[[protocol.Invoke], Awaitable[None]] | None = None,
+        credentials: CredentialsSource | None = None,
+        credentials_refresh: float = CREDENTIALS_REFRESH_S,
+        probe_timeout: float = PROBE_TIMEOUT_S,
+        tick: float = TICK_S,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint
+        self.credentials = credentials  # asked again every ``credentials_refresh`` seconds
+        self.credentials_refresh = credentials_refresh
+        self.probe_timeout = probe_timeout
+        self.tick = tick
+        self.wall_clock = wall_clock
+        self._pongs: dict[str, asyncio.Future[None]] = {}
+        self.pongs = 0  # pings answered in time: the connection proved alive
+        self.invoker = invoker
+        self.prepare = prepare  # runs before each invocation (e.g. assumes its role)
+        self.stop = stop
+        self.log = log
+        self.ack_after = ack_after
+        self.keepalive = keepalive
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.connections = ConnectionsClient(endpoint.connections_url, endpoint.signer())
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_received = time.monotonic()
+        # Where each running invocation's answer goes (the stub may reconnect meanwhile).
+        self._running: dict[str, list[str]] = {}
+        self._answers = _RecentAnswers(ANSWERS_KEPT, ANSWERS_KEPT_BYTES, ANSWER_KEEP_S)
+
+    async def run(self) -> Outcome:
+        """Serve until ``stop`` is set (``"stopped"``) or another runner took over
+        (``"replaced"``)."""
+        backoff = BACKOFF_FIRST_S
+        refresher = asyncio.create_task(self._refresh_credentials())
+        try:
+            while not self.stop.is_set():
+                try:
+                    ws = await connect(
+                        self.endpoint.signed_url(),
+                        compression=None,
+                        max_size=MAX_MESSAGE_BYTES,
+                        ping_interval=None,
+                        open_timeout=10,
+                        close_timeout=2,
+                    )
+                except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                    self.log(f"cannot reach the relay at {self.endpoint.ws_url}: {_why(exc)}")
+                    if await self._sleep(backoff):
+                        break
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_FIRST_S
+                _tcp_keepalive(ws)
+                self.connects += 1
+                if self.connects > 1:
+                    self.log("relay connection restored")
+                self.connected.set()
+                try:
+                    outcome = await self._serve(ws)
+                finally:
+                    self.connected.clear()
+                if outcome is not None:
+                    return outcome
+            return "stopped"
+        finally:
+            refresher.cancel()
+            await self._drain()
+            await self.connections.close()
+
+    async def _refresh_credentials(self) -> None:
+        """Ask the credentials source again and again; keep signing with the last good answer."""
+        if self.credentials is None:
+            return
+        while not await self._sleep(self.credentials_refresh):
+            try:
+                fresh = await asyncio.to_thread(self.credentials)
+            except Exception as exc:  # expired SSO session, network down: say so, keep going
+                self.log(f"could not refresh your AWS credentials: {_why(exc)}")
+                continue
+            self.use_credentials(fresh)
+
+    def use_credentials(self, fresh: SigningCredentials) -> None:
+        """Sign the next connect and @connections calls with ``fresh``."""
+        self.endpoint = dataclasses.replace(
+            self.endpoint,
+            access_key_id=fresh.access_key_id,
+            secret_access_key=fresh.secret_access_key,
+            session_token=fresh.session_token,
+        )
+        self.connections.signer = self.endpoint.signer()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless stopped first; True when stopped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        return self.stop.is_set()
+
+    async def _serve(self, ws: ClientConnection) -> Outcome | None:
+        opened = time.monotonic()
+        reassembler = protocol.Reassembler(max_message_bytes=MAX_MESSAGE_BYTES)
+        closer = asyncio.create_task(self._watch(ws, opened))
+        try:
+            async for frame in ws:
+                self._last_received = time.monotonic()
+                try:
+                    message = reassembler.feed(frame)
+                except protocol.ChunkRefused as exc:
+                    self.log(f"protocol error on the relay connection: {exc}")
+                    self._refuse(exc.chunk, exc.problem)
+                    continue
+                except protocol.ProtocolError as exc:
+                    self.log(f"protocol error on the relay connection (ignored): {exc}")
+                    continue
+                if isinstance(message, protocol.Invoke):
+                    self._spawn(self._handle(message))
+                elif isinstance(message, protocol.Pong):
+                    waiter = self._pongs.get(message.id)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                elif isinstance(message, protocol.Replaced):
+                    self.log(f"stopping: {message.reason}")
+                    await ws.close(1000)
+                    return "replaced"
+        except ConnectionClosed:
+            pass
+        finally:
+            closer.cancel()
+        if self.stop.is_set():
+            return "stopped"
+        code = ws.close_code
+        self.log(f"relay connection closed (code {code}); reconnecting")
+        return None
+
+    async def _watch(self, ws: ClientConnection, opened: float) -> None:
+        """Close on stop; renew before the age limit; when nothing was received for
+        ``keepalive`` seconds, or at once after the machine slept, check with a ping that the
+        connection still works, and close it (``run`` then reconnects) when no pong comes."""
+        stopper = asyncio.ensure_future(self.stop.wait())
+        self._last_received = time.monotonic()
+        wall, mono = self.wall_clock(), time.monotonic()
+        try:
+            while True:
+                done, _ = await asyncio.wait({stopper}, timeout=self.tick)
+                if done:
+                    await ws.close(1000, "pylive dev stopped")
+                    return
+                now_wall, now_mono = self.wall_clock(), time.monotonic()
+                slept = (now_wall - wall) - (now_mono - mono)
+                wall, mono = now_wall, now_mono
+                if now_mono - opened >= RENEW_AFTER_S:
+                    await ws.close(1000, "renewing")
+                    return
+                if slept >= SLEPT_S:
+                    self.log(f"resumed after about {slept:.0f} s asleep; checking the relay")
+                elif now_mono - self._last_received < self.keepalive:
+                    continue
+                if not await self._probe(ws, stopper):
+                    self.log(
+                        f"the relay did not answer a ping within {self.probe_timeout:g} s; "
+                        "reconnecting"
+                    )
+                    await ws.close(1001, "no pong")
+                    return
+        finally:
+            stopper.cancel()
+
+    async def _probe(self, ws: ClientConnection, stopper: asyncio.Future[Any]) -> bool:
+        """Send a ping; True when its pong arrives within ``probe_timeout`` (or the client
+        is stopping meanwhile, which the caller sees next)."""
+        ping = protocol.Ping(id=os.urandom(6).hex())
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[ping.id] = waiter
+        try:
+            await ws.send(protocol.encode(ping))
+            await asyncio.wait(
+                {waiter, stopper}, timeout=self.probe_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except ConnectionClosed:
+            return False
+        finally:
+            self._pongs.pop(ping.id, None)
+        if waiter.done():
+            self.pongs += 1
+            return True
+        return stopper.done()
+
+    # -- one invocation ----------------------------------------------------------------------
+
+    async def _handle(self, invoke: protocol.Invoke) -> None:
+        reply_to = invoke.reply_to
+        request_id = invoke.request_id
+        if reply_to is None:
+            self.log(f"invoke {request_id} names no connection to answer (dropped)")
+            return
+        again = self._asked_again(invoke, reply_to)
+        if again is not None:
+            await self._answer(reply_to, again)
+            return
+        target = self._running[request_id] = [reply_to]
+        # Fires only while the invocation still runs (it is cancelled as soon as it ends).
+        ack = asyncio.get_running_loop().call_later(
+            self.ack_after, lambda: self._ack(target[0], request_id)
+        )
+        try:
+            result = await self._run(invoke)
+        except KeyError:
+            result = _unknown_function(invoke, self.endpoint.stage)
+        except Exception as exc:  # a bug on this side: answer rather than let the stub wait
+            result = _internal_error(invoke, exc)
+        finally:
+            ack.cancel()
+            del self._running[request_id]
+        answer = _answer(request_id, result)
+        self._answers.keep(request_id, answer, len(result.body))
+        await self._answer(target[0], answer)
+
+    def _asked_again(self, invoke: protocol.Invoke, reply_to: str) -> protocol.Message | None:
+        """The answer to an invoke the stub posted again (see the module's doc); None for
+        one to run."""
+        request_id = invoke.request_id
+        running = self._running.get(request_id)
+        if running is not None:
+            running[0] = reply_to
+            return protocol.Ack(request_id)
+        answer = self._answers.get(request_id)
+        if answer is not None or not invoke.resume:
+            return answer
+        lost = {
+            "errorMessage": f"pylive dev (stage {self.endpoint.stage}) restarted while running "
+            f"{invoke.function_id}; the invocation was lost",
+            "errorType": "PyliveRelayError",
+        }
+        return protocol.Error(request_id, lost)
+
+    def _refuse(self, chunk: protocol.Chunk, problem: str) -> None:
+        """Answer the invoke whose chunks could not be taken, when they say which, so its stub
+        fails with the reason instead of waiting for an ack that never comes. One posted
+        again while it runs (or just ran) is acked (or answered) as usual."""
+        request_id, reply_to = chunk.request_id, chunk.reply_to
+        if request_id is None or reply_to is None:
+            return
+        running = self._running.get(request_id)
+        if running is not None:
+            running[0] = reply_to
+            answer: protocol.Message | None = protocol.Ack(request_id)
+        else:
+            answer = self._answers.get(request_id)
+        if answer is None:
+            error = {
+                "errorMessage": f"pylive dev (stage {self.endpoint.stage}) could not take "
+                f"invocation {request_id}: {problem}",
+                "errorType": "PyliveRelayError",
+            }
+            answer = protocol.Error(request_id, error)
+        self._spawn(self._answer(reply_to, answer))
+
+    async def _run(self, invoke: protocol.Invoke) -> InvokeResult:
+        if self.prepare is not None:
+            await self.prepare(invoke)
+        context = invoke.context
+        return await self.invoker.invoke(
+            invoke.function_id,
+            orjson.dumps(invoke.event),
+            request_id=invoke.request_id,
+            client_context=context.client_context,
+            identity=context.identity,
+            trace_id=context.trace_id,
+        )
+
+    def _ack(self, reply_to: str, request_id: str) -> None:
+        self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
+
+    async def _answer(self, reply_to: str, message: protocol.Message) -> None:
+        encoded = _within_limit(message, protocol.encode(message))
+        frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
+        try:
+            if len(frames) == 1:
+                delivered = await self.connections.post(reply_to, frames[0].encode())
+            else:
+                delivered = await self._post_chunks(reply_to, frames)
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            self.log(f"could not send the {message.TYPE} of {_rid(message)}: {_why(exc)}")
+            return
+        if not delivered:
+            self.log(f"the stub waiting for {_rid(message)} is gone; answer dropped")
+
+    async def _post_chunks(self, reply_to: str, frames: list[str]) -> bool:
+        """Post a large answer's chunks a few at a time: each POST is a network round trip to
+        API Gateway, and the stub reassembles chunks in any order. False when it is gone."""
+        gate = asyncio.Semaphore(CHUNK_POSTS_IN_FLIGHT)
+        gone = failed = False
+
+        async def post(frame: str) -> None:
+            nonlocal gone, failed
+            async with gate:
+                if gone or failed:
+                    return  # the answer cannot arrive whole any more
+                try:
+                    if not await self.connections.post(reply_to, frame.encode()):
+                        gone = True
+                except BaseException:
+                    failed = True
+                    raise
+
+        outcomes = await asyncio.gather(*(post(f) for f in frames), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return not gone
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, timeout: float = 2.0) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+
+
+def _answer(request_id: str, result: InvokeResult) -> protocol.Message:
+    try:
+        payload = orjson.loads(result.body)
+    except orjson.JSONDecodeError:
+        payload = None
+        if result.ok:  # a bytes result (application/unknown) travels as text
+            return protocol.Result(request_id, result.body.decode("utf-8", "replace"))
+    if result.ok:
+        return protocol.Result(request_id, payload)
+    if not isinstance(payload, dict) or not isinstance(payload.get("errorMessage"), str):
+        payload = {"errorMessage": result.body.decode("utf-8", "replace")}
+    return protocol.Error(request_id, payload)
+
+
+def _within_limit(message: protocol.Message, encoded: str) -> str:
+    """``encoded``, or an error naming the limit when it is over the relay's limit for one
+    message, which the stub would drop and then wait until the deadline. The worker pool
+    already refuses results over Lambda's 6 MB; this catches what grows in transit (a bytes
+    result carried as escaped text, an error message of many megabytes)."""
+    if len(encoded) * 4 <= MAX_MESSAGE_BYTES:  # UTF-8 takes at most 4 bytes a character
+        return encoded
+    size = len(encoded) if encoded.isascii() else len(encoded.encode())
+    if size <= MAX_MESSAGE_BYTES:
+        return encoded
+    error = {
+        "errorMessage": f"the answer to {_rid(message)} is {size} bytes encoded, over the "
+        f"relay's limit of {MAX_MESSAGE_BYTES} bytes for one message",
+        "errorType": "PyliveRelayError",
+    }
+    return protocol.encode(protocol.Error(_rid(message), error))
+
+
+def _unknown_function(invoke: protocol.Invoke, stage: str) -> InvokeResult:
+    error = {
+        "errorMessage": f"pylive dev (stage {stage}) has no function {invoke.function_id!r}; "
+        "is it running the same app?",
+        "errorType": "Runtime.HandlerNotFound",
+        "requestId": invoke.request_id,
+        "stackTrace": [],
+    }
+    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
+
+
+def _internal_error(invoke: protocol.Invoke, exc: Exception) -> InvokeResult:
+    error = {
+        "errorMessage": f"pylive dev failed to run the invocation: {exc!r}",
+        "errorType": "Runtime.PyliveError",
+        "requestId": invoke.request_id,
+        "stackTrace": [],
+    }
+    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
+
+
+class _RecentAnswers:
+    """The last answers sent, for a stub that asks again: at most ``count`` of them, about
+    ``max_bytes`` in all, each for ``keep_s`` seconds."""
+
+    def __init__(self, count: int, max_bytes: int, keep_s: float) -> None:
+        self.count, self.max_bytes, self.keep_s = count, max_bytes, keep_s
+        self._kept: OrderedDict[str, tuple[float, int, protocol.Message]] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, request_id: str, answer: protocol.Message, size: int) -> None:
+        self._kept[request_id] = (time.monotonic(), size, answer)
+        self._bytes += size
+        while self._kept and (len(self._kept) > self.count or self._bytes > self.max_bytes):
+            self._bytes -= self._kept.popitem(last=False)[1][1]
+
+    def get(self, request_id: str) -> protocol.Message | None:
+        kept = self._kept.get(request_id)
+        if kept is None or time.monotonic() - kept[0] > self.keep_s:
+            return None
+        return kept[2]
+
+
+def _tcp_keepalive(ws: ClientConnection) -> None:
+    """Kernel keepalive probes on the connection's socket: they keep NAT mappings alive and
+    find a peer that is gone."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in TCP_KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def _rid(message: protocol.Message) -> str:
+    return str(getattr(message, "request_id", "?"))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, InvalidStatus):  # the relay's reason, e.g. who may be the runner
+        reason = exc.response.body.decode(errors="replace").strip()
+        if reason:
+            return f"{exc}: {reason[:400]}"
+    return str(exc) or type(exc).__name__
+
+
+class ConnectionsClient:
+    """PostToConnection over keep-alive HTTP/1.1 on the event loop, SigV4-signed.
+
+    The blocking boto3 client would need a thread hop per call; this speaks the same wire
+    format (see aws-contracts §2) directly. :meth:`post` returns False when the connection
+    is gone (410).
+    """
+
+    def __init__(self, endpoint_url: str, signer: Signer, *, timeout: float = 10.0) -> None:
+        parts = urlsplit(endpoint_url)
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._tls else 80)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._base = parts.path.rstrip("/")
+        self.signer = signer
+        self._timeout = timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.calls = 0
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        path = f"{self._base}/@connections/{quote(connection_id, safe='')}"
+        head = [f"POST {path} HTTP/1.1", f"Content-Length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in self.signer.headers("POST", self._origin + path, data)]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+        self.calls += 1
+        status, body = await self._exchange(raw)
+        if status == 410:
+            return False
+        if status >= 300:
+            raise RuntimeError(f"@connections answered {status}: {body[:200].decode('latin-1')}")
+        return True
+
+    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            reused = bool(self._idle)
+            reader, writer = self._idle.pop() if reused else await self._open()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    writer.write(raw)
+                    status, body, keep = await _read_response(reader)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                writer.close()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle keep-alive connection
+                raise OSError(f"@connections request failed: {_why(exc)}") from None
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, body
+        raise OSError("@connections request failed")  # not reached
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with asyncio.timeout(self._timeout):
+            return await asyncio.open_connection(
+                self._host, self._port, ssl=True if self._tls else None, limit=1 << 20
+            )
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    status_line = await reader.readuntil(b"\r\n")
+    status = int(status_line.split(b" ", 2)[1])
+    length = 0
+    keep = True
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        if line == b"\r\n":
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            keep = False
+    body = await reader.readexactly(length) if length else b""
+    return status, body, keep
+
+
+# -- a standalone runner: `python -m pylive.runner.relay` --------------------------------------
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve one stage's invocations from a relay.")
+    parser.add_argument("--root", required=True, help="the app directory")
+    parser.add_argument("--functions", required=True, help="JSON file: a list of FunctionSpec")
+    parser.add_argument("--ws-url", required=True)
+    parser.add_argument("--connections-url", required=True)
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=KEEPALIVE_S,
+        help="ping the relay when nothing was received for this many seconds",
+    )
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=PROBE_TIMEOUT_S,
+        help="reconnect when a ping is not answered within this many seconds",
+    )
+    return parser.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    from pathlib import Path
+
+    from pylive.cdk.manifest import FunctionSpec
+    from pylive.runner.pool import PoolOptions, WorkerPool
+
+    def say(message: str) -> None:
+        print(f"runner: {message}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    specs = [FunctionSpec(**item) for item in json.loads(Path(args.functions).read_text())]
+    pool = WorkerPool(
+        Path(sys.executable),
+        Path(args.root),
+        PoolOptions(region=args.region, output=lambda f, line: say(f"{f} | {line}"), events=say),
+    )
+    endpoint = RelayEndpoint(
+        args.ws_url,
+        args.connections_url,
+        args.app,
+        args.stage,
+        args.region,
+        os.environ["AWS_ACCESS_KEY_ID"],
+        os.environ["AWS_SECRET_ACCESS_KEY"],
+        os.environ.get("AWS_SESSION_TOKEN"),
+    )
+    try:
+        await pool.start(specs)
+        client = RelayClient(
+            endpoint,
+            pool,
+            stop=stop,
+            log=say,
+            keepalive=args.keepalive,
+            probe_timeout=args.probe_timeout,
+            tick=min(TICK_S, args.keepalive / 4),
+        )
+        waiter = asyncio.ensure_future(client.connected.wait())
+        waiter.add_done_callback(lambda _: say("connected"))
+        outcome = await client.run()
+        waiter.cancel()
+        say(outcome)
+    finally:
+        await pool.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(_main(_parse(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
