@@ -30,10 +30,10 @@ from typing import Any
 import common
 
 from pylive.cdk.manifest import FunctionSpec
+from pylive.invoke.sample_events import sample_event
 from pylive.runner import record as record_module
 from pylive.runner.pool import PoolOptions, WorkerPool
 from pylive.runner.record import InvocationLog
-from pylive.sample_events import sample_event
 
 HANDLER = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
 

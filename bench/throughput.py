@@ -41,7 +41,7 @@ class _Context:
 
 def in_process_latency(file: Path, calls: int = 20000) -> dict[str, Any]:
     """The handler called directly, with the event pylive would build for `GET /`."""
-    from pylive import sample_events
+    from pylive.invoke import sample_events
 
     spec = importlib.util.spec_from_file_location(f"bench_{file.stem}", file)
     assert spec is not None and spec.loader is not None

@@ -205,9 +205,11 @@ def dev(
     _reject_other_mode(click.get_current_context(), local)
     from pylive.config import load_config
     from pylive.console import Console
-    from pylive.dev import DevOptions, LocalDevSession, run_event_loop
-    from pylive.dev_lock import dev_lock
     from pylive.emulator.exposure import warn_if_exposed
+    from pylive.session.dev import DevSession
+    from pylive.session.lock import dev_lock
+    from pylive.session.loop import run_event_loop
+    from pylive.session.options import DevOptions
 
     config = load_config(stage=stage)
     if quiet and verbose:
@@ -218,40 +220,31 @@ def dev(
     if local:
         warn_if_exposed(host)
     mode = {"mode": "local", "host": host, "port": port} if local else {"mode": "live"}
+    options = DevOptions(
+        target="local" if local and relay else "direct" if local else "aws",
+        host=host,
+        port=port,
+        debug=debug or debug_wait,
+        debug_port=debug_port,
+        debug_wait=debug_wait,
+        watch=not no_watch,
+        assume_role=assume_role,
+        web_console=not no_console,
+        console_port=console_port,
+    )
     with dev_lock(config.state_dir, stage=config.stage, **mode):
-        if not local:
-            from pylive.aws_account import CredentialsError
-            from pylive.live import LiveDevSession
-
-            live = LiveDevSession(
-                config,
-                console,
-                watch=not no_watch,
-                debug_port=debug_port if debug else None,
-                assume_role=assume_role,
-                web_console=not no_console,
-                console_port=console_port,
-            )
-            try:
-                run_event_loop(live.run)
-            except CredentialsError as exc:
-                raise CredentialsError(
-                    f"{exc}; or run `pylive dev --local` to develop without AWS"
-                ) from None
+        session = DevSession(config, options, console)
+        if local:
+            run_event_loop(session.run)
             return
-        options = DevOptions(
-            host=host,
-            port=port,
-            debug=debug or debug_wait,
-            debug_port=debug_port,
-            debug_wait=debug_wait,
-            watch=not no_watch,
-            direct=not relay,
-            web_console=not no_console,
-            console_port=console_port,
-        )
-        session = LocalDevSession(config, options, console)
-        run_event_loop(session.run)
+        from pylive.aws_account import CredentialsError
+
+        try:
+            run_event_loop(session.run)
+        except CredentialsError as exc:
+            raise CredentialsError(
+                f"{exc}; or run `pylive dev --local` to develop without AWS"
+            ) from None
 
 
 @cli.command()
@@ -281,8 +274,8 @@ def invoke(function: str, event: str | None, event_file: Path | None, save: Path
     event of that source, shaped like AWS's documented ones.
     """
     from pylive.config import load_config
-    from pylive.dev import run_event_loop
-    from pylive.invoke import invoke_once, read_event, sample_payload
+    from pylive.invoke.once import invoke_once, read_event, sample_payload
+    from pylive.session.loop import run_event_loop
 
     config = load_config()
     payload = sample_payload(event, config.region) or read_event(event, event_file)
@@ -309,8 +302,8 @@ def replay(request_id: str | None, function: str | None) -> None:
     exit code is 1 when the replay fails.
     """
     from pylive.config import load_config
-    from pylive.replay import replay as run_replay
-    from pylive.replay import report
+    from pylive.invoke.replay import replay as run_replay
+    from pylive.invoke.replay import report
 
     if request_id is not None and function is not None:
         from pylive.errors import UsageError

@@ -7,8 +7,8 @@ import io
 import json
 
 from pylive.console import Console
+from pylive.invoke.sample_events import sample_event
 from pylive.runner.record import Invocation, InvocationLog
-from pylive.sample_events import sample_event
 
 
 def _records() -> list[Invocation]:

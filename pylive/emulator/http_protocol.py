@@ -9,8 +9,11 @@ seconds of opening (or of starting its next request) is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_TIMEOUT_S = 10.0
@@ -53,3 +56,11 @@ def head_timeout_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.
                 self.transport.close()
 
     return HeadTimeoutProtocol
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the session that runs it decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

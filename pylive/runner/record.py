@@ -418,7 +418,7 @@ def infer_source(event: Any) -> str:
     """Which AWS service an event comes from, by its shape: ``http GET /items/{id}``,
     ``sqs``, ``s3``, ``eventbridge``, ``schedule``, ``dynamodb``, ``sns``, else ``direct``.
 
-    The shapes are those of AWS's documented sample events (see pylive.sample_events)."""
+    The shapes are those of AWS's documented sample events (see pylive.invoke.sample_events)."""
     if not isinstance(event, dict):
         return "direct"
     context = event.get("requestContext")

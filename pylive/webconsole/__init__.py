@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from pylive.console import Console
+from pylive.emulator.http_protocol import QuietServer
 from pylive.errors import ServeError
 from pylive.runner.record import InvocationLog
 from pylive.webconsole.server import (
@@ -24,12 +24,6 @@ from pylive.webconsole.server import (
 )
 
 __all__ = ["SessionConsole", "SessionInfo", "WebConsole"]
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the session handles signals
-        yield
 
 
 class WebConsole:
@@ -48,7 +42,7 @@ class WebConsole:
         self.state_dir = state_dir
         self.port = port
         self.url = ""
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._task: asyncio.Task[Any] | None = None
         self._sock: socket.socket | None = None
 
@@ -74,7 +68,7 @@ class WebConsole:
             proxy_headers=False,
             timeout_graceful_shutdown=1,
         )
-        self._server = _Server(config)
+        self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         async with asyncio.timeout(10):
             while not self._server.started:

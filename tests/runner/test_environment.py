@@ -10,9 +10,9 @@ import pytest
 from pylive.cdk.manifest import AppManifest, FunctionSpec
 from pylive.config import AppConfig
 from pylive.console import Console
-from pylive.dev import _LocalRelay
 from pylive.runner.environment import lambda_environment, process_environment
 from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.session.local_cloud import LocalCloud
 
 
 def test_process_environment_keeps_only_what_a_process_needs_to_start() -> None:
@@ -38,7 +38,7 @@ def test_local_relay_stubs_do_not_carry_the_developers_shell(
         python=Path("python"),
     )  # fmt: skip
     pool = WorkerPool(Path("python"), tmp_path, PoolOptions())
-    relay = _LocalRelay(config, pool, asyncio.Event(), Console())
+    relay = LocalCloud(config, pool, asyncio.Event(), Console())
     base = relay.stubs._options.base_env
     assert "GITHUB_TOKEN" not in base and "AWS_PROFILE" not in base
     assert "PATH" in base
@@ -73,7 +73,7 @@ def test_through_the_relay_a_handler_sees_its_own_memory_size_not_the_stubs(
     async def scenario() -> tuple[InvokeResult, FunctionSpec]:
         pool = WorkerPool(Path(sys.executable), tmp_path, PoolOptions())
         stop = asyncio.Event()
-        relay = _LocalRelay(config, pool, stop, Console())
+        relay = LocalCloud(config, pool, stop, Console())
         try:
             await pool.start([spec], warm=False)
             invoke = await relay.start(manifest, timeout_override=None)

@@ -11,9 +11,9 @@ from pathlib import Path
 from asynchelpers import run
 from conftest import Recorder, make_pool, spec, write
 
+from pylive.invoke.sample_events import SOURCES, sample_event
 from pylive.runner import record as record_module
 from pylive.runner.record import InvocationLog, infer_source
-from pylive.sample_events import SOURCES, sample_event
 
 APP = {
     "functions/__init__.py": "",

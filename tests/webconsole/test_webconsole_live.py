@@ -19,8 +19,9 @@ from pylive.cdk.synth import synthesize
 from pylive.config import load_config
 from pylive.console import Console
 from pylive.emulator.lambda_host import stub_function
-from pylive.live import LiveDevSession
-from pylive.sample_events import sample_event
+from pylive.invoke.sample_events import sample_event
+from pylive.session.dev import DevSession
+from pylive.session.options import DevOptions
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,9 @@ def test_a_live_sqs_invocation_is_recorded_and_replays(app: Path) -> None:
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         account = LocalAccount(config.name, config.stage)
         await account.api.start()
-        session = LiveDevSession(config, Console(terminal), deployer=account, watch=False)
+        session = DevSession(
+            config, DevOptions(target="aws", watch=False), Console(terminal), deployer=account
+        )
         running = asyncio.create_task(session.run())
         try:
             await asyncio.wait_for(session.ready.wait(), 60)

@@ -6,9 +6,9 @@ import asyncio
 import json
 from typing import Any
 
+from pylive.invoke.sample_events import sample_event
 from pylive.runner.pool import InvokeResult
 from pylive.runner.record import InvocationLog
-from pylive.sample_events import sample_event
 from pylive.webconsole.server import ConsoleApp, SessionInfo
 
 TOKEN = "t0ken-for-tests"

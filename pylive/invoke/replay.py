@@ -85,8 +85,8 @@ def _call(url: str, token: str, method: str, path: str) -> Any:
 
 
 def _offline(config: AppConfig, ref: str | None, function: str | None) -> Replayed:
-    from pylive.dev import run_event_loop
-    from pylive.invoke import invoke_once
+    from pylive.invoke.once import invoke_once
+    from pylive.session.loop import run_event_loop
 
     log = InvocationLog(config.state_dir)
     record: Invocation | None

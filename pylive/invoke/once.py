@@ -50,7 +50,7 @@ def read_event(event: str | None, event_file: Path | None) -> bytes:
 
 def sample_payload(event: str | None, region: str) -> bytes | None:
     """``--event sqs`` and the like: a sample event of that source; else None."""
-    from pylive.sample_events import SOURCES, sample_event
+    from pylive.invoke.sample_events import SOURCES, sample_event
 
     if event is None or event.strip() not in SOURCES:
         return None

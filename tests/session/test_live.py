@@ -19,8 +19,10 @@ from pylive.config import load_config
 from pylive.console import Console
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
-from pylive.live import LiveDevSession, Relay
+from pylive.relay_settings import Relay
 from pylive.runner.relay import SigningCredentials
+from pylive.session.dev import DevSession
+from pylive.session.options import DevOptions
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +60,9 @@ def test_invocations_of_deployed_stubs_run_in_local_workers(app: Path) -> None:
     async def scenario() -> dict[str, Any]:
         account = LocalAccount(config.name, config.stage)
         await account.api.start()
-        session = LiveDevSession(config, Console(), deployer=account, watch=False)
+        session = DevSession(
+            config, DevOptions(target="aws", watch=False), Console(), deployer=account
+        )
         running = asyncio.create_task(session.run())
         try:
             await asyncio.wait_for(session.ready.wait(), 60)
@@ -107,8 +111,8 @@ def test_assume_role_runs_the_function_with_its_execution_role(
 
     from pylive import protocol
     from pylive.cdk.manifest import AppManifest, FunctionSpec
-    from pylive.live import RoleAssumer, _ByPath
     from pylive.runner.pool import PoolOptions, WorkerPool
+    from pylive.session.aws import ByPath, RoleAssumer
 
     role = boto3.client("iam").create_role(
         RoleName="orders-dev", AssumeRolePolicyDocument=json.dumps({"Statement": []})
@@ -126,7 +130,7 @@ def test_assume_role_runs_the_function_with_its_execution_role(
         pool = WorkerPool(Path(sys.executable), tmp_path, PoolOptions(base_env=moto_env))
         await pool.start([spec])
         try:
-            invoker = _ByPath(pool, manifest)
+            invoker = ByPath(pool, manifest)
             before = json.loads((await invoker.invoke("App/orders", b"{}")).body)
             invoke = protocol.Invoke(
                 request_id="r1",
@@ -164,7 +168,7 @@ def test_the_developers_temporary_credentials_are_renewed(
 ) -> None:
     """Credentials that expire in 5 minutes (as SSO or assumed-role ones do near their end):
     each time the session asks, botocore renews them, and the session gets the new ones."""
-    from pylive.live import AwsDeployer
+    from pylive.session.aws import AwsDeployer
 
     script = tmp_path / "creds.py"
     script.write_text(ROTATING_PROCESS)

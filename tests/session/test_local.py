@@ -221,7 +221,7 @@ def test_cors_of_the_api_is_applied(app: Path) -> None:
 
 
 def test_stub_output_leaves_out_the_report_of_an_error_the_function_already_showed() -> None:
-    from pylive.dev import StubOutput
+    from pylive.session.local_cloud import StubOutput
 
     shown: list[tuple[str, str]] = []
     output = StubOutput(lambda function_id, line: shown.append((function_id, line)))

@@ -13,29 +13,21 @@ WebSocket emulator (tests do exactly that).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
 import json
-import os
-import signal
 import time
 from typing import Any, Protocol
 
-from pylive import appenv, protocol
+from pylive import protocol
 from pylive.cdk.manifest import AppManifest
-from pylive.cdk.synth import infra_sources, synthesize
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.relay_settings import RELAY_VARIABLE, Relay
-from pylive.runner.dependencies import DependencySync
-from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.runner.pool import InvokeResult, WorkerPool
 from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
-from pylive.runner.reload import ReloadWatcher
-from pylive.webconsole import SessionConsole, SessionInfo
-
-PRELOAD_FILE = "preload.json"
+from pylive.session.options import DevOptions
+from pylive.session.target import start_connected
 
 
 class Deployer(Protocol):
@@ -91,7 +83,7 @@ class AwsDeployer:
         return SigningCredentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 
-class _ByPath:
+class ByPath:
     """The pool, addressed by the construct paths the deployed stubs send."""
 
     def __init__(self, pool: WorkerPool, manifest: AppManifest) -> None:
@@ -114,7 +106,7 @@ class RoleAssumer:
     RENEW_BEFORE_S = 300
     DURATION_S = 3600
 
-    def __init__(self, region: str, pool: WorkerPool, invoker: _ByPath) -> None:
+    def __init__(self, region: str, pool: WorkerPool, invoker: ByPath) -> None:
         self.region = region
         self.pool = pool
         self.invoker = invoker
@@ -168,65 +160,43 @@ class RoleAssumer:
         return credentials
 
 
-class LiveDevSession:
+class AwsTarget:
+    how_to_stop = "Press Ctrl-C to stop (the stubs then answer that no runner is on)."
+    url = ""  # invocations come from AWS, not from a local HTTP API
+
     def __init__(
         self,
         config: AppConfig,
+        options: DevOptions,
         console: Console,
-        *,
-        deployer: Deployer | None = None,
-        watch: bool = True,
-        debug_port: int | None = None,
-        assume_role: bool = False,
-        web_console: bool = True,
-        console_port: int = 0,
+        stop: asyncio.Event,
+        deployer: Deployer | None,
     ) -> None:
         self.config = config
+        self.options = options
         self.console = console
+        self.stop = stop
         self.deployer = deployer or AwsDeployer(config, console)
-        self.watch = watch
-        self.debug_port = debug_port
-        self.assume_role = assume_role
-        self.stop = asyncio.Event()
-        self.ready = asyncio.Event()
+        self.label = f"dev, stage {config.stage}"
         self.relay: Relay | None = None
-        self.invocations = SessionConsole(
-            config.state_dir, console, web=web_console, port=console_port
-        )
+        self._credentials: SigningCredentials | None = None
+        self._pool: WorkerPool | None = None
+        self._invoker: ByPath | None = None
+        self._assumer: RoleAssumer | None = None
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop.set)
-        started = time.perf_counter()
-        credentials = await asyncio.to_thread(self.deployer.credentials)
+    async def prepare(self) -> None:
+        self._credentials = await asyncio.to_thread(self.deployer.credentials)
         self.console.event(f"deploying the relay for stage {self.config.stage!r}")
         relay = self.relay = await asyncio.to_thread(self.deployer.deploy_relay)
+        self.label = f"dev, stage {relay.stage}"
         self.console.event("deploying the stubs (every invocation will run here)")
         await asyncio.to_thread(self.deployer.deploy_stubs, relay)
-        manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
-        await asyncio.to_thread(
-            appenv.prepare_for, self.config, manifest, on_status=self.console.event
-        )
-        pool = WorkerPool(
-            self.config.python,
-            self.config.root,
-            PoolOptions(
-                region=self.config.region,
-                output=self.console.output,
-                events=self.console.event,
-                debug_port=self.debug_port,
-                timeout_override=900.0 if self.debug_port is not None else None,
-                preload_file=self.config.state_dir / PRELOAD_FILE,
-                memory_limit=self.debug_port is None,  # a debugger needs memory of its own
-                record=self.invocations.log,
-                hint=functools.partial(
-                    appenv.missing_module_hint, self.config.root, self.config.python
-                ),
-            ),
-        )
-        invoker = _ByPath(pool, manifest)
+
+    async def start(self, pool: WorkerPool, manifest: AppManifest) -> list[asyncio.Task[Any]]:
+        relay, credentials = self.relay, self._credentials
+        assert relay is not None and credentials is not None
+        self._pool = pool
+        invoker = self._invoker = ByPath(pool, manifest)
         endpoint = RelayEndpoint(
             relay.relay_url,
             relay.callback_url,
@@ -237,96 +207,51 @@ class LiveDevSession:
             credentials.secret_access_key,
             credentials.session_token,
         )
-        assumer = RoleAssumer(self.config.region, pool, invoker) if self.assume_role else None
+        if self.options.assume_role:
+            self._assumer = RoleAssumer(self.config.region, pool, invoker)
         client = RelayClient(
             endpoint,
             invoker,
             stop=self.stop,
             log=self.console.event,
-            prepare=assumer.prepare if assumer is not None else None,
+            prepare=self._assumer.prepare if self._assumer is not None else None,
             credentials=self.deployer.credentials,
         )
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            await pool.start(manifest.functions.values())
-            runner = asyncio.create_task(client.run())
-            tasks.append(runner)
-            connected = asyncio.create_task(client.connected.wait())
-            done, _ = await asyncio.wait({connected, runner}, return_when="FIRST_COMPLETED")
-            if connected not in done:
-                connected.cancel()
-                raise PyliveError(f"could not connect to the relay at {relay.relay_url}")
-            # A replay runs here on the current code (the event came from AWS once).
-            await self.invocations.start(
-                lambda function, event, rid: pool.invoke(function, event, request_id=rid),
-                SessionInfo(manifest.app, f"dev, stage {relay.stage}"),
-            )
-            if self.watch:
-                tasks.append(asyncio.create_task(self._watcher(pool, invoker, assumer).run()))
-            took = time.perf_counter() - started
-            self.console.info(
-                f"pylive dev: {manifest.app} stage {relay.stage!r} is live; invocations of "
-                f"{len(manifest.functions)} function(s) run here (ready in {took:.1f} s)"
-            )
-            if self.invocations.url:
-                self.console.info(f"Console: {self.invocations.url}")
-            self.console.info("Press Ctrl-C to stop (the stubs then answer that no runner is on).")
-            self.ready.set()
-            stopper = asyncio.create_task(self.stop.wait())
-            await asyncio.wait([stopper, runner], return_when="FIRST_COMPLETED")
-            stopper.cancel()
-            if runner.done() and runner.result() == "replaced":
-                self.console.event("another `pylive dev` took over this stage; stopping")
-        finally:
-            self.stop.set()
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            await pool.close()
-            await self.invocations.close()
-            self.console.event("stopped")
-
-    def _watcher(
-        self, pool: WorkerPool, invoker: _ByPath, assumer: RoleAssumer | None
-    ) -> ReloadWatcher:
-        def code_changed(paths: set[str]) -> None:
-            affected = pool.affected_by(paths)
-            if affected:
-                pool.reload(affected)
-
-        async def infra_changed() -> None:
-            try:
-                manifest = (await asyncio.to_thread(synthesize, self.config)).manifest
-            except PyliveError as exc:
-                self.console.warn(f"{exc} (still serving the previous functions)")
-                return
-            await deps.functions_changed()
-            pool.set_functions(manifest.functions.values())
-            invoker.update(manifest)
-            if assumer is not None:
-                assumer.reset()
-            self.console.warn(
-                "the stacks changed: functions run with the new settings here; restart "
-                "`pylive dev` to deploy new functions or routes"
-            )
-
-        def infra_files() -> set[str]:
-            return {os.path.realpath(p) for p in infra_sources(self.config, invoker.manifest)}
-
-        deps = DependencySync(
-            self.config.root,
-            self.config.python,
-            lambda: invoker.manifest.code_dirs(),
-            pool,
-            self.console,
+        runner = await start_connected(
+            self._serve(client),
+            client.connected,
+            f"could not connect to the relay at {relay.relay_url}",
         )
-        return ReloadWatcher(
-            self.config.root,
-            infra_files=infra_files,
-            on_code=code_changed,
-            on_infra=infra_changed,
-            stop=self.stop,
-            deps_files=deps.files,
-            on_deps=deps.changed,
+        return [runner]
+
+    async def _serve(self, client: RelayClient) -> None:
+        if await client.run() == "replaced":
+            self.console.event("another `pylive dev` took over this stage; stopping")
+
+    async def replay(self, function_id: str, event: bytes, request_id: str) -> InvokeResult:
+        # Here, on the current code: the event came from AWS once.
+        assert self._pool is not None
+        return await self._pool.invoke(function_id, event, request_id=request_id)
+
+    def ready(self, manifest: AppManifest, took: float) -> None:
+        assert self.relay is not None
+        self.console.info(
+            f"pylive dev: {manifest.app} stage {self.relay.stage!r} is live; invocations of "
+            f"{len(manifest.functions)} function(s) run here (ready in {took:.1f} s)"
         )
+
+    def functions_changed(self, manifest: AppManifest, restarted: list[str]) -> None:
+        assert self._invoker is not None
+        self._invoker.update(manifest)
+        if self._assumer is not None:
+            self._assumer.reset()
+        self.console.warn(
+            "the stacks changed: functions run with the new settings here; restart "
+            "`pylive dev` to deploy new functions or routes"
+        )
+
+    async def stopping(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

@@ -1,7 +1,7 @@
 """`pylive invoke --event sqs|s3|...`: sample events have the shape of AWS's documented ones.
 
 The expected keys are those of the sample events in AWS's documentation (URLs in
-pylive.sample_events); a field renamed or left out fails here."""
+pylive.invoke.sample_events); a field renamed or left out fails here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pylive.emulator.http_events import build_event
-from pylive.sample_events import SOURCES, sample_event
+from pylive.invoke.sample_events import SOURCES, sample_event
 
 # Keys of each documented sample, top level and of the first record.
 DOCUMENTED: dict[str, tuple[set[str], set[str]]] = {
