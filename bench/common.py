@@ -542,10 +542,10 @@ def tree_memory(root: int, roles: dict[int, str] | None = None) -> dict[str, Any
 
 
 def pylive_roles(runner: int) -> dict[int, str]:
-    """runner -> worker host (zygote, runs worker_main.py) -> workers (its children)."""
+    """runner -> worker host (zygote, runs sandbox/main.py) -> workers (its children)."""
     roles = {runner: "runner (HTTP + pool)"}
     for pid in children(runner):
-        if "worker_main" in cmdline(pid):
+        if "sandbox/main.py" in cmdline(pid):
             roles[pid] = "worker host (zygote)"
             for worker in children(pid):
                 roles[worker] = "worker"
@@ -561,7 +561,7 @@ def cpu_groups(runner: int) -> dict[str, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     groups = {"pylive": _cpu_ticks(runner) / ticks, "stubs": 0.0, "functions": 0.0}
     for host in children(runner):
-        if "worker_main" not in cmdline(host):
+        if "sandbox/main.py" not in cmdline(host):
             continue
         try:
             stub = os.readlink(f"/proc/{host}/cwd").rstrip("/").endswith("stub")

@@ -22,7 +22,6 @@ import contextlib
 import importlib.util
 import secrets
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -36,8 +35,18 @@ import orjson
 
 from pylive.cdk.stub_code import stub_code_dir
 from pylive.relay_settings import StubSettings
-from pylive.runner.pool import RESPONSE_LIMIT_BYTES, InvokeResult, response_too_large_error
+from pylive.runner.pool import InvokeResult
 from pylive.runner.relay import RelayEndpoint
+from pylive.sandbox.context import LambdaContext
+from pylive.sandbox.errors import (
+    RESPONSE_LIMIT_BYTES,
+    Fault,
+    make_error,
+    marshal,
+    response_too_large_error,
+    timeout_error,
+    user_trace,
+)
 
 ModuleSetup = Callable[[ModuleType], None]
 
@@ -53,25 +62,6 @@ class LambdaFunction:
     memory: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
     setup: ModuleSetup | None = None  # called once per container after the module loads
-
-
-class LambdaContext:
-    """The ``context`` the Lambda Python runtime passes to handlers."""
-
-    def __init__(self, function: LambdaFunction, arn: str, request_id: str, deadline: float):
-        self.aws_request_id = request_id
-        self.function_name = function.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = arn
-        self.memory_limit_in_mb = str(function.memory)
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = function.environment.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        self.identity = None
-        self.client_context = None
-        self._deadline = deadline  # epoch seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.time()) * 1000))
 
 
 class _Container:
@@ -98,6 +88,7 @@ class _Function:
     def __init__(self, function: LambdaFunction, arn: str) -> None:
         self.function = function
         self.arn = arn
+        self.variables = _context_variables(function)
         self.idle: deque[_Container] = deque()
         self.all: set[_Container] = set()
 
@@ -142,7 +133,9 @@ class LambdaHost:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         deadline = time.time() + state.function.timeout
-        context = LambdaContext(state.function, state.arn, request_id, deadline)
+        context = LambdaContext(
+            request_id, None, None, int(deadline * 1000), state.arn, environ=state.variables
+        )
         container = state.idle.pop() if state.idle else self._new(state)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(container.executor, container.run, payload, context)
@@ -151,7 +144,7 @@ class LambdaHost:
                 value = await asyncio.shield(future)
         except TimeoutError:
             self._discard(state, container)
-            body = _timeout_error(request_id, state.function.timeout)
+            body = timeout_error(request_id, state.function.timeout)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_ms(started))
         except asyncio.CancelledError:
             self._discard(state, container)
@@ -159,28 +152,25 @@ class LambdaHost:
         except Exception as exc:  # the handler raised: Lambda's error payload
             state.idle.append(container)
             return InvokeResult(
-                False, _error(exc, request_id), request_id=request_id, duration_ms=_ms(started)
+                False,
+                make_error(str(exc), type(exc).__name__, user_trace(exc.__traceback__), request_id),
+                request_id=request_id,
+                duration_ms=_ms(started),
             )
         state.idle.append(container)
         try:
-            body = orjson.dumps(value)
-        except TypeError as exc:
-            body = orjson.dumps(
-                {
-                    "errorMessage": f"Unable to marshal response: {exc}",
-                    "errorType": "Runtime.MarshalError",
-                    "requestId": request_id,
-                    "stackTrace": [],
-                }
-            )
+            body, content_type = marshal(value)
+        except Fault as fault:
+            body = make_error(fault.message, fault.error_type, fault.trace, request_id)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_ms(started))
         if len(body) > RESPONSE_LIMIT_BYTES:
-            # Lambda refuses the answer and its runtime exits: the container is retired. (The
-            # runtime's JSON has spaces after separators, orjson's none: never stricter.)
+            # Lambda refuses the answer and its runtime exits: the container is retired.
             self._discard(state, container)
             body = response_too_large_error()
             return InvokeResult(False, body, request_id=request_id, duration_ms=_ms(started))
-        return InvokeResult(True, body, request_id=request_id, duration_ms=_ms(started))
+        return InvokeResult(
+            True, body, request_id=request_id, duration_ms=_ms(started), content_type=content_type
+        )
 
     async def invoke_value(self, name: str, event: Any) -> Any:
         """Invoke and return the decoded result; a function error raises :class:`FunctionError`."""
@@ -231,22 +221,15 @@ def _load(function: LambdaFunction) -> ModuleType:
     return module
 
 
-def _error(exc: BaseException, request_id: str) -> bytes:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return orjson.dumps(
-        {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "requestId": request_id,
-            "stackTrace": traceback.format_list(frames),
-        }
-    )
-
-
-def _timeout_error(request_id: str, timeout: float) -> bytes:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
-    message = f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds"
-    return orjson.dumps({"errorMessage": message})
+def _context_variables(function: LambdaFunction) -> dict[str, str]:
+    """The Lambda variables the context reads (a worker reads its own environment)."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": function.environment.get("AWS_LAMBDA_LOG_STREAM_NAME", ""),
+    }
 
 
 def _ms(started: float) -> float:

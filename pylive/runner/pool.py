@@ -26,24 +26,24 @@ from pylive.runner.environment import function_arn, lambda_environment
 from pylive.runner.record import Invocation, InvocationLog
 from pylive.runner.worker import OutputSink, Worker, WorkerDied
 from pylive.runner.zygote import Zygote, ZygoteError
+from pylive.sandbox.errors import (
+    CANCELLED,
+    OUT_OF_MEMORY,
+    RESPONSE_LIMIT_BYTES,
+    RESPONSE_TOO_LARGE,
+    error_fields,
+    exit_error,
+    init_timeout_error,
+    one_line,
+    response_too_large_error,
+    timeout_error,
+)
 
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit
 # Idle workers beyond each function's warmest one are stopped after this long, as Lambda
 # reclaims idle execution environments, so memory comes back after a burst of load.
 IDLE_RECLAIM_S = 30.0
 EXIT_REPORT_TIMEOUT = 2.0
-# Lambda's limit on a synchronous invocation's response: the marshalled result, as Lambda
-# counts it (6 MB in the quotas, 6291556 bytes in its error; a JSON string's quotes count).
-# Over it the caller gets this error, and the Python runtime, its answer refused, exits.
-# Sources: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html,
-# zaccharles.medium.com "Deep Dive: Lambda's Response Payload Size Limit (1/2)" (the error,
-# and that exactly 6291556 bytes pass), DataBiosphere/azul#7466 (the same message through API
-# Gateway, and the invocation's REPORT line: "Error Type: Runtime.ExitError").
-RESPONSE_LIMIT_BYTES = 6291556
-RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
-RESPONSE_TOO_LARGE_MESSAGE = (
-    f"Response payload size exceeded maximum allowed payload size ({RESPONSE_LIMIT_BYTES} bytes)."
-)
 _IGNORED_DIRS = (".venv", "venv", ".pylive", "site-packages", "__pycache__", ".git")
 
 
@@ -292,7 +292,7 @@ class WorkerPool:
                 self._options.events(f"{state.spec.id}: reloaded in {ms:.0f} ms")
         elif isinstance(outcome, bytes):
             self._options.events(
-                f"{state.spec.id}: {_one_line_error(outcome)}{self._hint(state, outcome)}"
+                f"{state.spec.id}: {one_line(outcome)}{self._hint(state, outcome)}"
             )
         elif isinstance(outcome, BaseException):
             self._options.events(f"{state.spec.id}: could not start a worker: {outcome}")
@@ -336,7 +336,7 @@ class WorkerPool:
                 state, event, request_id, client_context, identity, trace_id, record
             )
         except BaseException as exc:  # cancelled, or a bug: the record does not stay running
-            failure = {"errorType": "Runtime.Cancelled", "errorMessage": repr(exc)}
+            failure = error_fields(repr(exc), CANCELLED)
             log.end(record, False, json.dumps(failure).encode(), 0.0)
             raise
         log.end(record, result.ok, result.body, result.duration_ms, result.content_type)
@@ -388,20 +388,20 @@ class WorkerPool:
                 reply = {**reply, "t": "error", "ct": "application/json"}
         except TimeoutError:
             worker.kill()
-            body = _timeout_error(request_id, timeout)
+            body = timeout_error(request_id, timeout)
             self._report(state, body, record)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         except WorkerDied:
             status = await self._exit_status(worker.pid)
             if worker.out_of_memory_mb is not None:
                 # Lambda kills the sandbox: the exit it reports, under its own errorType.
-                body = _exit_error(request_id, status, error_type="Runtime.OutOfMemory")
+                body = exit_error(request_id, status, error_type=OUT_OF_MEMORY)
                 report = memory.out_of_memory_report(
                     state.spec.id, worker.out_of_memory_mb, state.spec.memory
                 )
                 self._show(state, report, record)
             else:
-                body = _exit_error(request_id, status)
+                body = exit_error(request_id, status)
             self._report(state, body, record)
             return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
         finally:
@@ -502,10 +502,10 @@ class WorkerPool:
             raise
         except TimeoutError:
             worker.kill()
-            return _init_timeout_error(INIT_TIMEOUT)
+            return init_timeout_error(INIT_TIMEOUT)
         except WorkerDied:
             status = await self._exit_status(worker.pid)
-            return _exit_error("", status)
+            return exit_error("", status)
         if init_error is not None:
             if generation == state.generation:
                 state.init_failed = True
@@ -605,43 +605,3 @@ def _trace_id() -> str:
     """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
     root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
     return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"
-
-
-def _timestamp() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-
-
-def _timeout_error(request_id: str, timeout: float) -> bytes:
-    message = f"{_timestamp()} {request_id} Task timed out after {timeout:.2f} seconds"
-    return json.dumps({"errorMessage": message}).encode()
-
-
-def response_too_large_error() -> bytes:
-    """What Lambda answers for a result over :data:`RESPONSE_LIMIT_BYTES`."""
-    return json.dumps(
-        {"errorMessage": RESPONSE_TOO_LARGE_MESSAGE, "errorType": RESPONSE_TOO_LARGE}
-    ).encode()
-
-
-def _init_timeout_error(timeout: float) -> bytes:
-    message = f"{_timestamp()} Task timed out after {timeout:.2f} seconds"
-    return json.dumps({"errorMessage": message, "errorType": "Runtime.InitTimeout"}).encode()
-
-
-def _exit_error(request_id: str, status: str, *, error_type: str = "Runtime.ExitError") -> bytes:
-    reason = (
-        "Runtime exited without providing a reason"
-        if status == "exit status 0"
-        else f"Runtime exited with error: {status}"
-    )
-    message = f"RequestId: {request_id} Error: {reason}" if request_id else f"Error: {reason}"
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-
-
-def _one_line_error(payload: bytes) -> str:
-    try:
-        data = json.loads(payload)
-        return f"{data.get('errorType', 'Error')}: {data.get('errorMessage', '')}"
-    except ValueError:
-        return payload.decode("utf-8", "replace")

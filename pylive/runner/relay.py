@@ -53,6 +53,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from pylive import protocol
 from pylive.runner.pool import InvokeResult
+from pylive.sandbox.errors import HANDLER_NOT_FOUND, PYLIVE_ERROR, RELAY_ERROR, error_fields
 from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
@@ -359,11 +360,11 @@ class RelayClient:
         answer = self._answers.get(request_id)
         if answer is not None or not invoke.resume:
             return answer
-        lost = {
-            "errorMessage": f"pylive dev (stage {self.endpoint.stage}) restarted while running "
+        lost = error_fields(
+            f"pylive dev (stage {self.endpoint.stage}) restarted while running "
             f"{invoke.function_id}; the invocation was lost",
-            "errorType": "PyliveRelayError",
-        }
+            RELAY_ERROR,
+        )
         return protocol.Error(request_id, lost)
 
     def _refuse(self, chunk: protocol.Chunk, problem: str) -> None:
@@ -380,11 +381,11 @@ class RelayClient:
         else:
             answer = self._answers.get(request_id)
         if answer is None:
-            error = {
-                "errorMessage": f"pylive dev (stage {self.endpoint.stage}) could not take "
+            error = error_fields(
+                f"pylive dev (stage {self.endpoint.stage}) could not take "
                 f"invocation {request_id}: {problem}",
-                "errorType": "PyliveRelayError",
-            }
+                RELAY_ERROR,
+            )
             answer = protocol.Error(request_id, error)
         self._spawn(self._answer(reply_to, answer))
 
@@ -479,32 +480,28 @@ def _within_limit(message: protocol.Message, encoded: str) -> str:
     size = len(encoded) if encoded.isascii() else len(encoded.encode())
     if size <= MAX_MESSAGE_BYTES:
         return encoded
-    error = {
-        "errorMessage": f"the answer to {_rid(message)} is {size} bytes encoded, over the "
+    error = error_fields(
+        f"the answer to {_rid(message)} is {size} bytes encoded, over the "
         f"relay's limit of {MAX_MESSAGE_BYTES} bytes for one message",
-        "errorType": "PyliveRelayError",
-    }
+        RELAY_ERROR,
+    )
     return protocol.encode(protocol.Error(_rid(message), error))
 
 
 def _unknown_function(invoke: protocol.Invoke, stage: str) -> InvokeResult:
-    error = {
-        "errorMessage": f"pylive dev (stage {stage}) has no function {invoke.function_id!r}; "
+    error = error_fields(
+        f"pylive dev (stage {stage}) has no function {invoke.function_id!r}; "
         "is it running the same app?",
-        "errorType": "Runtime.HandlerNotFound",
-        "requestId": invoke.request_id,
-        "stackTrace": [],
-    }
+        HANDLER_NOT_FOUND,
+        invoke.request_id,
+    )
     return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
 
 
 def _internal_error(invoke: protocol.Invoke, exc: Exception) -> InvokeResult:
-    error = {
-        "errorMessage": f"pylive dev failed to run the invocation: {exc!r}",
-        "errorType": "Runtime.PyliveError",
-        "requestId": invoke.request_id,
-        "stackTrace": [],
-    }
+    error = error_fields(
+        f"pylive dev failed to run the invocation: {exc!r}", PYLIVE_ERROR, invoke.request_id
+    )
     return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
 
 

@@ -10,8 +10,8 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pylive.runner.worker_main import FRAME_PREFIX, pack_frame
 from pylive.runner.zygote import SpawnedWorker
+from pylive.sandbox.frames import FRAME_PREFIX, pack_frame
 
 if TYPE_CHECKING:
     from pylive.runner.record import Invocation

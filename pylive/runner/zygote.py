@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pylive.runner import worker_main
+from pylive import sandbox
 
-WORKER_MAIN = Path(worker_main.__file__)
+WORKER_MAIN = Path(sandbox.__file__).with_name("main.py")
 
 
 class ZygoteError(Exception):
@@ -31,7 +31,7 @@ class SpawnedWorker:
 
 
 class Zygote:
-    """Starts ``worker_main.py`` on the app's interpreter and asks it to fork workers.
+    """Starts ``sandbox/main.py`` on the app's interpreter and asks it to fork workers.
 
     The zygote reports every worker's exit; ``on_exit(pid, description)`` receives them.
     """
@@ -106,7 +106,7 @@ class Zygote:
             self._send({"op": "preload", "modules": modules})
 
     async def spawn(self, spec: dict[str, Any], timeout: float = 10.0) -> SpawnedWorker:
-        """Fork a worker that runs ``spec`` (see ``worker_main.run_worker``)."""
+        """Fork a worker that runs ``spec`` (see ``pylive.sandbox.worker.run_worker``)."""
         if not self.alive:
             raise ZygoteError("the worker host has exited")
         runner_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -136,3 +136,34 @@ def test_memory_table_has_the_shapes_of_boto3() -> None:
     assert table.get_item(Key={"pk": "a"}) == {"Item": {"pk": "a", "v": 1}}
     table.delete_item(Key={"pk": "a"})
     assert table.get_item(Key={"pk": "a"}) == {} and len(table) == 0
+
+
+def test_the_context_and_errors_are_the_workers_own(tmp_path: Path) -> None:
+    """The host builds its context and error payloads from pylive.sandbox, as the workers do:
+    the runtime's class (with its identity object), and the runtime's JSON for an error."""
+    path = tmp_path / "ctx.py"
+    path.write_text(
+        "def handler(event, context):\n"
+        "    if event.get('raise'):\n"
+        "        raise ValueError('no')\n"
+        "    return {'cls': type(context).__module__ + '.' + type(context).__qualname__,\n"
+        "            'identity': repr(context.identity), 'log_group': context.log_group_name}\n"
+    )
+
+    async def scenario() -> tuple[object, bytes]:
+        host = LambdaHost()
+        host.add(LambdaFunction("ctx", path))
+        value = await host.invoke_value("ctx", {})
+        failed = await host.invoke("ctx", {"raise": True})
+        host.close()
+        return value, failed.body
+
+    value, error = asyncio.run(scenario())
+    assert value == {
+        "cls": "pylive.sandbox.context.LambdaContext",
+        "identity": "CognitoIdentity([cognito_identity_id=None,cognito_identity_pool_id=None])",
+        "log_group": "/aws/lambda/ctx",
+    }
+    payload = json.loads(error)
+    assert payload["errorType"] == "ValueError" and payload["errorMessage"] == "no"
+    assert b'"errorType": "ValueError"' in error  # the runtime's separators, not orjson's

@@ -178,7 +178,7 @@ def test_context_objects_travel_in_the_runtimes_wire_shape() -> None:
     import importlib.util
 
     from pylive.cdk.stub_code import stub_code_dir
-    from pylive.runner.worker_main import LambdaContext
+    from pylive.sandbox.context import LambdaContext
 
     spec = importlib.util.spec_from_file_location("stub_shapes", stub_code_dir() / "stub.py")
     assert spec and spec.loader
