@@ -23,6 +23,7 @@ from typing import Any
 from pylive.cdk.manifest import FunctionSpec
 from pylive.runner import memory
 from pylive.runner.environment import function_arn, lambda_environment
+from pylive.runner.preload import Preloads
 from pylive.runner.record import Invocation, InvocationLog
 from pylive.runner.worker import OutputSink, Worker, WorkerDied
 from pylive.runner.zygote import Zygote, ZygoteError
@@ -44,7 +45,6 @@ INIT_TIMEOUT = 10.0  # Lambda's init phase limit
 # reclaims idle execution environments, so memory comes back after a burst of load.
 IDLE_RECLAIM_S = 30.0
 EXIT_REPORT_TIMEOUT = 2.0
-_IGNORED_DIRS = (".venv", "venv", ".pylive", "site-packages", "__pycache__", ".git")
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,7 @@ class WorkerPool:
         self._functions: dict[str, _FunctionState] = {}
         self._exits: dict[int, asyncio.Future[str]] = {}
         self._exit_reports: dict[int, str] = {}
-        self._preloaded: set[str] = set(self._read_preload())
-        self._remembered = frozenset(self._preloaded)  # what preload.json held at start
-        self._learned: set[str] = set()  # pre-imports learned in this session
-        self._packages_used: set[str] = set()  # what this session's workers referred to
+        self._preloads = Preloads(options.preload_file, self._root)
         self._python = python
         self._zygote = self._new_zygote()
         self._retired_hosts: list[Zygote] = []
@@ -124,7 +121,7 @@ class WorkerPool:
             cwd=self._root,
             env=dict(self._options.base_env),
             on_exit=self._worker_exited,
-            preload=sorted(self._preloaded),
+            preload=sorted(self._preloads.modules),
             # Frozen stdlib modules hide their source from the debugger.
             python_flags=["-Xfrozen_modules=off"] if debugging else [],
         )
@@ -196,7 +193,7 @@ class WorkerPool:
         for host in self._retired_hosts:
             await host.close()
         self._retired_hosts.clear()
-        self._write_preload()
+        self._preloads.save(complete=self._all_imported())
 
     def set_functions(self, functions: Iterable[FunctionSpec], *, warm: bool = True) -> list[str]:
         """Adopt a new set of functions; changed ones are retired. Returns the changed ids."""
@@ -512,9 +509,13 @@ class WorkerPool:
             return init_error
         if generation == state.generation:
             state.init_failed = False
-            state.files = {p for p in map(os.path.realpath, worker.files) if self._is_app_file(p)}
-            self._packages_used.update(worker.uses)
-            self._learn_preload(worker)
+            state.files = {
+                p for p in map(os.path.realpath, worker.files) if self._preloads.is_app_file(p)
+            }
+            fresh = self._preloads.learn(worker.modules, worker.files, worker.uses)
+            if fresh:
+                with contextlib.suppress(ZygoteError, OSError):
+                    self._zygote.preload(fresh)
         return worker
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -528,25 +529,10 @@ class WorkerPool:
         hint = self._options.hint(state.spec.code_dir, message) if isinstance(message, str) else ""
         return f" -> {hint}" if hint else ""
 
-    def _is_app_file(self, path: str) -> bool:
-        if not path.startswith(str(self._root) + os.sep):
-            return False
-        parts = Path(path).relative_to(self._root).parts
-        return not any(part in _IGNORED_DIRS for part in parts)
-
-    def _learn_preload(self, worker: Worker) -> None:
-        fresh = [
-            name
-            for name, path in zip(worker.modules, worker.files, strict=True)
-            if name not in self._preloaded
-            and not self._is_app_file(os.path.realpath(path))
-            and name != "__main__"
-        ]
-        if fresh:
-            self._preloaded.update(fresh)
-            self._learned.update(fresh)
-            with contextlib.suppress(ZygoteError, OSError):
-                self._zygote.preload(fresh)
+    def _all_imported(self) -> bool:
+        """Whether every function imported its handler (then the workers said what the app
+        uses, and the pre-imports it no longer uses may be forgotten)."""
+        return bool(self._functions) and not any(s.init_failed for s in self._functions.values())
 
     def _worker_exited(self, pid: int, status: str) -> None:
         future = self._exits.pop(pid, None)
@@ -568,33 +554,6 @@ class WorkerPool:
             return "unknown exit status"
         finally:
             self._exits.pop(pid, None)
-
-    def _read_preload(self) -> list[str]:
-        path = self._options.preload_file
-        if path is None or not path.exists():
-            return []
-        try:
-            names = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return []
-        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
-
-    def _modules_to_remember(self) -> set[str]:
-        """The pre-imports for the next session: those learned now, and the remembered ones
-        whose package some function still refers to. Only a session in which every function
-        imported its handler knows what the app uses; any other keeps the whole list."""
-        if not self._functions or any(s.init_failed for s in self._functions.values()):
-            return self._preloaded
-        kept = {n for n in self._remembered if n.partition(".")[0] in self._packages_used}
-        return kept | self._learned
-
-    def _write_preload(self) -> None:
-        path = self._options.preload_file
-        if path is None:
-            return
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(sorted(self._modules_to_remember())))
 
 
 def _since(started: float) -> float:

@@ -33,27 +33,34 @@ and a chunked invoke that cannot be reassembled (too many at once) is answered w
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import socket
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pylive import protocol
+from pylive.runner.connections import ConnectionsClient, describe_failure
 from pylive.runner.pool import InvokeResult
-from pylive.sandbox.errors import HANDLER_NOT_FOUND, PYLIVE_ERROR, RELAY_ERROR, error_fields
+from pylive.runner.relay_answers import (
+    MAX_MESSAGE_BYTES,
+    RecentAnswers,
+    answer_of,
+    internal_error,
+    request_id_of,
+    unknown_function,
+    within_limit,
+)
+from pylive.sandbox.errors import RELAY_ERROR, error_fields
 from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
@@ -65,7 +72,6 @@ CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 mi
 RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
 POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
 CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large answer posted at the same time
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 ANSWERS_KEPT = 64  # recent answers kept for a stub that asks again after a reconnect
 ANSWER_KEEP_S = 120.0
 ANSWERS_KEPT_BYTES = 32 * 1024 * 1024
@@ -159,7 +165,7 @@ class RelayClient:
         self._last_received = time.monotonic()
         # Where each running invocation's answer goes (the stub may reconnect meanwhile).
         self._running: dict[str, list[str]] = {}
-        self._answers = _RecentAnswers(ANSWERS_KEPT, ANSWERS_KEPT_BYTES, ANSWER_KEEP_S)
+        self._answers = RecentAnswers(ANSWERS_KEPT, ANSWERS_KEPT_BYTES, ANSWER_KEEP_S)
 
     async def run(self) -> Outcome:
         """Serve until ``stop`` is set (``"stopped"``) or another runner took over
@@ -178,7 +184,9 @@ class RelayClient:
                         close_timeout=2,
                     )
                 except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-                    self.log(f"cannot reach the relay at {self.endpoint.ws_url}: {_why(exc)}")
+                    self.log(
+                        f"cannot reach the relay at {self.endpoint.ws_url}: {describe_failure(exc)}"
+                    )
                     if await self._sleep(backoff):
                         break
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -209,7 +217,7 @@ class RelayClient:
             try:
                 fresh = await asyncio.to_thread(self.credentials)
             except Exception as exc:  # expired SSO session, network down: say so, keep going
-                self.log(f"could not refresh your AWS credentials: {_why(exc)}")
+                self.log(f"could not refresh your AWS credentials: {describe_failure(exc)}")
                 continue
             self.use_credentials(fresh)
 
@@ -339,13 +347,13 @@ class RelayClient:
         try:
             result = await self._run(invoke)
         except KeyError:
-            result = _unknown_function(invoke, self.endpoint.stage)
+            result = unknown_function(invoke, self.endpoint.stage)
         except Exception as exc:  # a bug on this side: answer rather than let the stub wait
-            result = _internal_error(invoke, exc)
+            result = internal_error(invoke, exc)
         finally:
             ack.cancel()
             del self._running[request_id]
-        answer = _answer(request_id, result)
+        answer = answer_of(request_id, result)
         self._answers.keep(request_id, answer, len(result.body))
         await self._answer(target[0], answer)
 
@@ -406,7 +414,7 @@ class RelayClient:
         self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
 
     async def _answer(self, reply_to: str, message: protocol.Message) -> None:
-        encoded = _within_limit(message, protocol.encode(message))
+        encoded = within_limit(message, protocol.encode(message))
         frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
         try:
             if len(frames) == 1:
@@ -414,10 +422,11 @@ class RelayClient:
             else:
                 delivered = await self._post_chunks(reply_to, frames)
         except (OSError, TimeoutError, RuntimeError) as exc:
-            self.log(f"could not send the {message.TYPE} of {_rid(message)}: {_why(exc)}")
+            what = f"the {message.TYPE} of {request_id_of(message)}"
+            self.log(f"could not send {what}: {describe_failure(exc)}")
             return
         if not delivered:
-            self.log(f"the stub waiting for {_rid(message)} is gone; answer dropped")
+            self.log(f"the stub waiting for {request_id_of(message)} is gone; answer dropped")
 
     async def _post_chunks(self, reply_to: str, frames: list[str]) -> bool:
         """Post a large answer's chunks a few at a time: each POST is a network round trip to
@@ -456,80 +465,6 @@ class RelayClient:
             task.cancel()
 
 
-def _answer(request_id: str, result: InvokeResult) -> protocol.Message:
-    try:
-        payload = orjson.loads(result.body)
-    except orjson.JSONDecodeError:
-        payload = None
-        if result.ok:  # a bytes result (application/unknown) travels as text
-            return protocol.Result(request_id, result.body.decode("utf-8", "replace"))
-    if result.ok:
-        return protocol.Result(request_id, payload)
-    if not isinstance(payload, dict) or not isinstance(payload.get("errorMessage"), str):
-        payload = {"errorMessage": result.body.decode("utf-8", "replace")}
-    return protocol.Error(request_id, payload)
-
-
-def _within_limit(message: protocol.Message, encoded: str) -> str:
-    """``encoded``, or an error naming the limit when it is over the relay's limit for one
-    message, which the stub would drop and then wait until the deadline. The worker pool
-    already refuses results over Lambda's 6 MB; this catches what grows in transit (a bytes
-    result carried as escaped text, an error message of many megabytes)."""
-    if len(encoded) * 4 <= MAX_MESSAGE_BYTES:  # UTF-8 takes at most 4 bytes a character
-        return encoded
-    size = len(encoded) if encoded.isascii() else len(encoded.encode())
-    if size <= MAX_MESSAGE_BYTES:
-        return encoded
-    error = error_fields(
-        f"the answer to {_rid(message)} is {size} bytes encoded, over the "
-        f"relay's limit of {MAX_MESSAGE_BYTES} bytes for one message",
-        RELAY_ERROR,
-    )
-    return protocol.encode(protocol.Error(_rid(message), error))
-
-
-def _unknown_function(invoke: protocol.Invoke, stage: str) -> InvokeResult:
-    error = error_fields(
-        f"pylive dev (stage {stage}) has no function {invoke.function_id!r}; "
-        "is it running the same app?",
-        HANDLER_NOT_FOUND,
-        invoke.request_id,
-    )
-    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
-
-
-def _internal_error(invoke: protocol.Invoke, exc: Exception) -> InvokeResult:
-    error = error_fields(
-        f"pylive dev failed to run the invocation: {exc!r}", PYLIVE_ERROR, invoke.request_id
-    )
-    return InvokeResult(False, json.dumps(error).encode(), request_id=invoke.request_id)
-
-
-class _RecentAnswers:
-    """The last answers sent, for a stub that asks again: at most ``count`` of them, about
-    ``max_bytes`` in all, each for ``keep_s`` seconds."""
-
-    def __init__(self, count: int, max_bytes: int, keep_s: float) -> None:
-        self.count, self.max_bytes, self.keep_s = count, max_bytes, keep_s
-        self._kept: OrderedDict[str, tuple[float, int, protocol.Message]] = OrderedDict()
-        self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._kept)
-
-    def keep(self, request_id: str, answer: protocol.Message, size: int) -> None:
-        self._kept[request_id] = (time.monotonic(), size, answer)
-        self._bytes += size
-        while self._kept and (len(self._kept) > self.count or self._bytes > self.max_bytes):
-            self._bytes -= self._kept.popitem(last=False)[1][1]
-
-    def get(self, request_id: str) -> protocol.Message | None:
-        kept = self._kept.get(request_id)
-        if kept is None or time.monotonic() - kept[0] > self.keep_s:
-            return None
-        return kept[2]
-
-
 def _tcp_keepalive(ws: ClientConnection) -> None:
     """Kernel keepalive probes on the connection's socket: they keep NAT mappings alive and
     find a peer that is gone."""
@@ -541,189 +476,3 @@ def _tcp_keepalive(ws: ClientConnection) -> None:
         option = getattr(socket, name, None)
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
-
-
-def _rid(message: protocol.Message) -> str:
-    return str(getattr(message, "request_id", "?"))
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, InvalidStatus):  # the relay's reason, e.g. who may be the runner
-        reason = exc.response.body.decode(errors="replace").strip()
-        if reason:
-            return f"{exc}: {reason[:400]}"
-    return str(exc) or type(exc).__name__
-
-
-class ConnectionsClient:
-    """PostToConnection over keep-alive HTTP/1.1 on the event loop, SigV4-signed.
-
-    The blocking boto3 client would need a thread hop per call; this speaks the same wire
-    format (see aws-contracts §2) directly. :meth:`post` returns False when the connection
-    is gone (410).
-    """
-
-    def __init__(self, endpoint_url: str, signer: Signer, *, timeout: float = 10.0) -> None:
-        parts = urlsplit(endpoint_url)
-        self._tls = parts.scheme == "https"
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if self._tls else 80)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._base = parts.path.rstrip("/")
-        self.signer = signer
-        self._timeout = timeout
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.calls = 0
-
-    async def post(self, connection_id: str, data: bytes) -> bool:
-        path = f"{self._base}/@connections/{quote(connection_id, safe='')}"
-        head = [f"POST {path} HTTP/1.1", f"Content-Length: {len(data)}"]
-        head += [f"{k}: {v}" for k, v in self.signer.headers("POST", self._origin + path, data)]
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
-        self.calls += 1
-        status, body = await self._exchange(raw)
-        if status == 410:
-            return False
-        if status >= 300:
-            raise RuntimeError(f"@connections answered {status}: {body[:200].decode('latin-1')}")
-        return True
-
-    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
-        for attempt in (1, 2):
-            reused = bool(self._idle)
-            reader, writer = self._idle.pop() if reused else await self._open()
-            try:
-                async with asyncio.timeout(self._timeout):
-                    writer.write(raw)
-                    status, body, keep = await _read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                writer.close()
-                if reused and attempt == 1:
-                    continue  # the server closed an idle keep-alive connection
-                raise OSError(f"@connections request failed: {_why(exc)}") from None
-            except BaseException:
-                writer.close()
-                raise
-            if keep:
-                self._idle.append((reader, writer))
-            else:
-                writer.close()
-            return status, body
-        raise OSError("@connections request failed")  # not reached
-
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(self._timeout):
-            return await asyncio.open_connection(
-                self._host, self._port, ssl=True if self._tls else None, limit=1 << 20
-            )
-
-    async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for _, writer in idle:
-            writer.close()
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    status_line = await reader.readuntil(b"\r\n")
-    status = int(status_line.split(b" ", 2)[1])
-    length = 0
-    keep = True
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        if line == b"\r\n":
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        name = name.strip().lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "connection" and value.strip().lower() == "close":
-            keep = False
-    body = await reader.readexactly(length) if length else b""
-    return status, body, keep
-
-
-# -- a standalone runner: `python -m pylive.runner.relay` --------------------------------------
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Serve one stage's invocations from a relay.")
-    parser.add_argument("--root", required=True, help="the app directory")
-    parser.add_argument("--functions", required=True, help="JSON file: a list of FunctionSpec")
-    parser.add_argument("--ws-url", required=True)
-    parser.add_argument("--connections-url", required=True)
-    parser.add_argument("--app", required=True)
-    parser.add_argument("--stage", required=True)
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument(
-        "--keepalive",
-        type=float,
-        default=KEEPALIVE_S,
-        help="ping the relay when nothing was received for this many seconds",
-    )
-    parser.add_argument(
-        "--probe-timeout",
-        type=float,
-        default=PROBE_TIMEOUT_S,
-        help="reconnect when a ping is not answered within this many seconds",
-    )
-    return parser.parse_args(argv)
-
-
-async def _main(args: argparse.Namespace) -> int:
-    import signal
-    import sys
-    from pathlib import Path
-
-    from pylive.cdk.manifest import FunctionSpec
-    from pylive.runner.pool import PoolOptions, WorkerPool
-
-    def say(message: str) -> None:
-        print(f"runner: {message}", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    specs = [FunctionSpec(**item) for item in json.loads(Path(args.functions).read_text())]
-    pool = WorkerPool(
-        Path(sys.executable),
-        Path(args.root),
-        PoolOptions(region=args.region, output=lambda f, line: say(f"{f} | {line}"), events=say),
-    )
-    endpoint = RelayEndpoint(
-        args.ws_url,
-        args.connections_url,
-        args.app,
-        args.stage,
-        args.region,
-        os.environ["AWS_ACCESS_KEY_ID"],
-        os.environ["AWS_SECRET_ACCESS_KEY"],
-        os.environ.get("AWS_SESSION_TOKEN"),
-    )
-    try:
-        await pool.start(specs)
-        client = RelayClient(
-            endpoint,
-            pool,
-            stop=stop,
-            log=say,
-            keepalive=args.keepalive,
-            probe_timeout=args.probe_timeout,
-            tick=min(TICK_S, args.keepalive / 4),
-        )
-        waiter = asyncio.ensure_future(client.connected.wait())
-        waiter.add_done_callback(lambda _: say("connected"))
-        outcome = await client.run()
-        waiter.cancel()
-        say(outcome)
-    finally:
-        await pool.close()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(_main(_parse(argv)))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The relay path end to end with real parts on loopback: the local WebSocket gateway and its
 router, stubs in the local Lambda host, and the runner as its own process
-(`python -m pylive.runner.relay`) with real worker processes. The gateway enforces IAM: the
+(`python -m pylive.runner.standalone`) with real worker processes. The gateway enforces IAM: the
 runner signs as the developer, each stub as its function's role with the policy dev mode
 gives it, the router as its role."""
 
@@ -207,7 +207,7 @@ def cloud() -> Iterator[Cloud]:
 def start_runner(cloud: Cloud, app: Path, *options: str) -> Running:
     gw = cloud.gateway
     args = [
-        sys.executable, "-m", "pylive.runner.relay", "--root", str(app),
+        sys.executable, "-m", "pylive.runner.standalone", "--root", str(app),
         "--functions", str(app / "functions.json"), "--ws-url", gw.ws_url,
         "--connections-url", gw.connections_url, "--app", "shop", "--stage", "dev", *options,
     ]  # fmt: skip
