@@ -156,10 +156,11 @@ def _reject_other_mode(context: click.Context, local: bool) -> None:
 )
 @click.option(
     "--relay/--direct",
-    default=True,
-    help="Send each request the way a deployed app in live development is served (--relay, "
-    "the default: HTTP API, stub, local WebSocket API and router, runner, worker), or "
-    "(--direct) from the HTTP API straight to the workers, which is faster. Only with --local.",
+    default=False,
+    help="Send each request from the HTTP API straight to the workers (--direct, the default: "
+    "the fastest path, with the same handlers, context, errors and limits), or the way a "
+    "deployed app in live development is served (--relay: HTTP API, stub, local WebSocket "
+    "API and router, runner, worker), to try pylive's relay itself. Only with --local.",
 )
 @click.option(
     "--quiet", "-q", is_flag=True, help="Print only failed invocations and pylive's own messages."

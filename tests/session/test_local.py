@@ -37,9 +37,9 @@ def app(template_app: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(params=["relay", "direct"])
 def path_args(request: pytest.FixtureRequest) -> list[str]:
-    """Both request paths: through the stub and the local relay (the default), and straight
-    to the workers (--direct)."""
-    return ["--direct"] if request.param == "direct" else []
+    """Both request paths: straight to the workers (the default, and --direct), and through
+    the stub and the local relay (--relay)."""
+    return ["--relay"] if request.param == "relay" else []
 
 
 @pytest.fixture
@@ -297,7 +297,7 @@ def test_the_stubs_sign_as_their_roles_whose_policies_the_local_cloud_enforces(a
             "AppStack.__init__ = _init\n"
         )
     )
-    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", "--relay"), cwd=app)
     try:
         url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
         status, _, body = http("POST", url + "/items/7", body=b"{}")

@@ -34,7 +34,7 @@ def session(
     request: pytest.FixtureRequest, template_app: Path, tmp_path: Path
 ) -> Iterator[tuple[Running, str, str, Path]]:
     app = copy_app(template_app, tmp_path / "demo")
-    extra = ["--direct"] if request.param == "direct" else []
+    extra = ["--relay"] if request.param == "relay" else []
     running = Running(pylive_cmd("dev", "--local", "--port", "0", *extra), cwd=app)
     url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
     console = running.wait_line(r"^Console: (http://127\.0\.0\.1:\d+/\?token=\S+)$").group(1)

@@ -63,7 +63,7 @@ def test_console_shows_an_invocation_live_and_replays_it_on_new_code(
 
     assert isinstance(browser, Browser)
     app = copy_app(template_app, tmp_path / "demo")
-    running = Running(pylive_cmd("dev", "--local", "--port", "0"), cwd=app)  # the relay path
+    running = Running(pylive_cmd("dev", "--local", "--port", "0", "--relay"), cwd=app)
     try:
         url = running.wait_line(r"on (http://127\.0\.0\.1:\d+)", timeout=120).group(1)
         console = running.wait_line(r"^Console: (http://127\.0\.0\.1:\d+/\?token=\S+)$").group(1)
