@@ -150,8 +150,8 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
     @connections calls held ``delay_ms`` by a proxy; the runner answers at once."""
     import dataclasses
 
-    from pylive import protocol
     from pylive.emulator.lambda_host import stub_function
+    from pylive.in_lambda import protocol
     from pylive.runner.relay import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}

@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pylive.cdk.bundle import RUNTIME_MODULES, find_requirements
+from pylive.cdk.bundle import find_requirements
 from pylive.cdk.manifest import AppManifest
+from pylive.cdk.shipped import runtime_files
 from pylive.config import AppConfig
 from pylive.errors import PyliveError
 from pylive.streamed import run_streamed
@@ -97,8 +98,8 @@ class EnvPlan:
         h.update(f"{sys.version_info[:2]}\0{self.packages}\0".encode())
         for path in self.requirements_files:
             h.update(str(path).encode() + b"\0" + _read(path))
-        for module in _runtime_modules():
-            h.update(module.name.encode() + b"\0" + _read(module))
+        for module, relative_path in runtime_files():
+            h.update(str(relative_path).encode() + b"\0" + _read(module))
         return h.hexdigest()
 
 
@@ -265,8 +266,10 @@ def install_runtime(venv: Path) -> None:
     building = site / ".pylive-runtime-tmp"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir()
-    for module in _runtime_modules():
-        shutil.copy2(module, building / module.name)
+    for module, relative_path in runtime_files():
+        destination = building.joinpath(*relative_path.parts[1:])  # inside pylive/
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(module, destination)
     (building / SHIM_MARKER).write_text(
         "pylive's runtime modules, as a function's bundle carries them; written by pylive\n"
     )
@@ -328,11 +331,6 @@ def find_uv() -> str:
 def _app_packages(env: EnvPlan) -> list[str]:
     extra = {*dependency_group(env.root / "pyproject.toml"), *LAMBDA_RUNTIME_PACKAGES}
     return [p for p in env.packages if p not in extra]
-
-
-def _runtime_modules() -> list[Path]:
-    package = Path(__file__).resolve().parent
-    return [package / name for name in RUNTIME_MODULES]
 
 
 def _relative(path: Path, root: Path) -> str:

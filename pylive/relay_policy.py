@@ -18,8 +18,9 @@ from typing import Any
 INVOKE = "execute-api:Invoke"
 MANAGE_CONNECTIONS = "execute-api:ManageConnections"
 
-# Every @connections call stub/stub.py makes; CDK's grantManagementApiAccess would give POST
-# only (aws/aws-cdk#18410), and the stub's GET would be refused.
+# Every @connections call the stub (pylive/in_lambda/stub) makes; CDK's
+# grantManagementApiAccess would give POST only (aws/aws-cdk#18410), and the stub's GET would
+# be refused.
 STUB_CONNECTIONS_METHODS = ("POST", "GET")
 ROUTER_CONNECTIONS_METHODS = ("POST",)
 

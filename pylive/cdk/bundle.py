@@ -28,13 +28,12 @@ import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-import pylive
-from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.shipped import handlers_dir, runtime_files
 from pylive.errors import PyliveError
 
-BUNDLE_FORMAT = "3"  # bump when the layout of a bundle changes, to invalidate the cache
+BUNDLE_FORMAT = "4"  # bump when the layout of a bundle changes, to invalidate the cache
 BUNDLES_DIR = Path(".pylive") / "bundles"
 REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_TIMEOUT = 600.0
@@ -56,9 +55,8 @@ SECRETS = (
     "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", "credentials",
 )  # fmt: skip
 WARNING_PREFIX = "pylive:warning: "  # what the synth process passes on to the user
-# The part of pylive that runs inside Lambda (stdlib-only apart from its drivers): shipped
-# as a tiny `pylive` package in every bundle whose code imports pylive.
-RUNTIME_MODULES = ("__init__.py", "db.py", "protocol.py", "relay_settings.py", "signing.py")
+# The part of pylive that runs inside Lambda (pylive.in_lambda, see pylive.cdk.shipped) ships
+# as a small `pylive` package in every bundle whose code imports pylive.
 STUB_REQUIREMENTS = "websockets>=13\n"
 STUB_SOURCE_DIR = Path(".pylive") / "stub-src"
 ROUTER_REQUIREMENTS = "# nothing: boto3 is part of the Lambda Python runtime\n"
@@ -190,8 +188,8 @@ def bundle_function(
     requirements = find_requirements(code_dir, root)
     files = list(source_files(code_dir))
     _warn_secrets(code_dir, root)
-    runtime_files = _pylive_runtime_files(code_dir, files)
-    digest = bundle_hash(code_dir, files, requirements, platform, runtime_files)
+    shipped = _pylive_runtime_files(code_dir, files)
+    digest = bundle_hash(code_dir, files, requirements, platform, shipped)
     cache = root / BUNDLES_DIR
     target = cache / digest
     if target.is_dir():
@@ -207,10 +205,10 @@ def bundle_function(
             destination = building / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(code_dir / relative, destination)
-        if runtime_files:
-            (building / "pylive").mkdir(exist_ok=True)
-            for module in runtime_files:
-                shutil.copy2(module, building / "pylive" / module.name)
+        for module, relative_path in shipped:
+            destination = building / relative_path
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(module, destination)
         size = _tree_size(building)
         if size > MAX_UNZIPPED_BYTES:
             raise BundleError(
@@ -309,12 +307,12 @@ def _bundle_relay_code(
     runtime: str,
     architecture: str = "x86_64",
 ) -> Bundle:
-    """``module`` of the relay's deployed code (see :mod:`pylive.cdk.stub_code`), bundled with its
+    """``module`` of the relay's deployed code (see :mod:`pylive.cdk.shipped`), bundled with its
     ``requirements`` and pylive's runtime modules (it imports pylive)."""
     source = root.resolve() / source_dir
     source.mkdir(parents=True, exist_ok=True)
     wanted = {
-        module: (stub_code_dir() / module).read_bytes(),
+        module: (handlers_dir() / module).read_bytes(),
         REQUIREMENTS_FILE: requirements.encode(),
     }
     for name, data in wanted.items():
@@ -331,12 +329,11 @@ def _bundle_relay_code(
     return bundle_function(source, root, runtime=runtime, architecture=architecture)
 
 
-def _pylive_runtime_files(code_dir: Path, files: list[Path]) -> list[Path]:
-    """pylive's runtime modules when the function's code imports pylive, else nothing."""
+def _pylive_runtime_files(code_dir: Path, files: list[Path]) -> list[tuple[Path, PurePosixPath]]:
+    """pylive's shipped modules when the function's code imports pylive, else nothing."""
     for relative in files:
         if relative.suffix == ".py" and _IMPORTS_PYLIVE.search((code_dir / relative).read_bytes()):
-            package = Path(pylive.__file__).resolve().parent
-            return [package / name for name in RUNTIME_MODULES]
+            return runtime_files()
     return []
 
 
@@ -345,7 +342,7 @@ def bundle_hash(
     files: list[Path],
     requirements: Requirements,
     platform: Platform,
-    runtime_files: list[Path] | None = None,
+    shipped: list[tuple[Path, PurePosixPath]] | None = None,
 ) -> str:
     h = hashlib.sha256()
 
@@ -360,8 +357,8 @@ def bundle_hash(
         path = code_dir / relative
         mode = "x" if os.access(path, os.X_OK) else "-"
         feed(f"file:{relative.as_posix()}:{mode}", path.read_bytes())
-    for module in runtime_files or []:
-        feed(f"pylive:{module.name}", module.read_bytes())
+    for module, relative_path in shipped or []:
+        feed(f"shipped:{relative_path}", module.read_bytes())
     return h.hexdigest()[:32]
 
 

@@ -38,7 +38,7 @@ from pylive.cdk.toolkit_output import ProgressFilter, failure_line, needs_bootst
 from pylive.config import DEFAULT_BOOTSTRAP_QUALIFIER, AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError, SynthError, UsageError
-from pylive.relay_settings import RELAY_VARIABLE, Relay
+from pylive.in_lambda.relay_settings import RELAY_VARIABLE, Relay
 
 STAGES_DIR = "stages"
 METHODS = ("change-set", "direct")

@@ -33,7 +33,7 @@ from pylive.cdk.synth import (
 )
 from pylive.config import STATE_DIR_NAME, AppConfig, load_config
 from pylive.errors import PyliveError, SynthError
-from pylive.relay_settings import RELAY_VARIABLE
+from pylive.in_lambda.relay_settings import RELAY_VARIABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,11 @@
 """``DebugStack``: what live development (`pylive dev`) needs in the account, once per app and
 stage: the WebSocket API that relays invocations, its router and the connection table.
-Payloads larger than a WebSocket message travel in chunks (``pylive.protocol.split``).
+Payloads larger than a WebSocket message travel in chunks (``pylive.in_lambda.protocol.split``).
 
 Only ``runner_principals`` (IAM ARNs; `pylive dev` passes the identity that deploys the stack)
 may connect as the stage's runner: every function's role may open a connection, and the
-router refuses a runner connection signed by anyone else (see stub/router.py)."""
+router refuses a runner connection signed by anyone else (see
+pylive/in_lambda/handlers/router.py)."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import triggers
 from constructs import Construct, IConstruct
 
-from pylive import protocol
+from pylive.in_lambda import protocol
+from pylive.in_lambda.relay_settings import Relay
 from pylive.relay_policy import stub_grants
-from pylive.relay_settings import Relay
 
 if TYPE_CHECKING:
     from pylive.constructs.network import Network

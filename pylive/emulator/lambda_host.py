@@ -11,7 +11,8 @@ timeout error and retires its container.
 ::
 
     host = LambdaHost(region="us-east-1")
-    host.add(LambdaFunction("hello", Path("stub/stub.py"), timeout=3.0, environment={...}))
+    stub = Path("pylive/in_lambda/handlers/stub.py")
+    host.add(LambdaFunction("hello", stub, timeout=3.0, environment={...}))
     result = await host.invoke("hello", b'{"key": 1}')   # an InvokeResult
 """
 
@@ -33,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from pylive.cdk.stub_code import stub_code_dir
-from pylive.relay_settings import StubSettings
+from pylive.cdk.shipped import handlers_dir
+from pylive.in_lambda.relay_settings import StubSettings
 from pylive.runner.pool import InvokeResult
 from pylive.runner.relay import RelayEndpoint
 from pylive.sandbox.context import LambdaContext
@@ -277,13 +278,13 @@ def router_function(
         "AWS_LAMBDA_FUNCTION_NAME": ROUTER,
     }
     return LambdaFunction(
-        ROUTER, stub_code_dir() / "router.py", timeout=10.0, memory=256,
+        ROUTER, handlers_dir() / "router.py", timeout=10.0, memory=256,
         environment=environment, setup=use_table,
     )  # fmt: skip
 
 
 def stub_environment(function_id: str, site: RelaySite, **tunables: Any) -> dict[str, str]:
-    """What the stub of ``function_id`` needs to reach the local relay (see stub/stub.py);
+    """What the stub of ``function_id`` needs to reach the local relay (see pylive/in_lambda/stub);
     ``tunables`` are :class:`StubSettings` fields such as ``ack_timeout``."""
     settings = StubSettings(
         relay_url=site.ws_url,
@@ -312,7 +313,7 @@ def stub_function(
     )
     environment = {**lambda_env, **stub, "_HANDLER": "stub.handler"}
     return LambdaFunction(
-        name, stub_code_dir() / "stub.py", timeout=timeout, environment=environment
+        name, handlers_dir() / "stub.py", timeout=timeout, environment=environment
     )
 
 

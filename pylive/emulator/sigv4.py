@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
-from pylive.signing import (
+from pylive.in_lambda.signing import (
     ALGORITHM,
     EMPTY_SHA256,
     canonical_path,

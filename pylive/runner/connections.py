@@ -7,7 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from websockets.exceptions import InvalidStatus
 
-from pylive.signing import Signer
+from pylive.in_lambda.signing import Signer
 
 
 def describe_failure(exc: BaseException) -> str:

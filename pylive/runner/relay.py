@@ -48,7 +48,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from pylive import protocol
+from pylive.in_lambda import protocol
+from pylive.in_lambda.signing import Signer
 from pylive.runner.connections import ConnectionsClient, describe_failure
 from pylive.runner.pool import InvokeResult
 from pylive.runner.relay_answers import (
@@ -61,7 +62,6 @@ from pylive.runner.relay_answers import (
     within_limit,
 )
 from pylive.sandbox.errors import RELAY_ERROR, error_fields
-from pylive.signing import Signer
 
 ACK_AFTER_S = 0.1
 KEEPALIVE_S = 30.0  # ping when nothing was received for this long (idle limits: 10 min, NATs)

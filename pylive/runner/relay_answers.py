@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import orjson
 
-from pylive import protocol
+from pylive.in_lambda import protocol
 from pylive.runner.pool import InvokeResult
 from pylive.sandbox.errors import HANDLER_NOT_FOUND, PYLIVE_ERROR, RELAY_ERROR, error_fields
 

@@ -18,12 +18,12 @@ import json
 import time
 from typing import Any, Protocol
 
-from pylive import protocol
 from pylive.cdk.manifest import AppManifest
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
-from pylive.relay_settings import RELAY_VARIABLE, Relay
+from pylive.in_lambda import protocol
+from pylive.in_lambda.relay_settings import RELAY_VARIABLE, Relay
 from pylive.runner.pool import InvokeResult, WorkerPool
 from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
 from pylive.session.options import DevOptions

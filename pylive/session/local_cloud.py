@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pylive.cdk.manifest import AppManifest, FunctionSpec
-from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.shipped import handlers_dir
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.emulator.http_server import Invoke
@@ -44,21 +44,11 @@ class LocalCloud:
         self.stop = stop
         self.console = console
         self.api = LocalRelayApi(app=config.name, stage=config.stage, region=config.region)
-        self.stubs = WorkerPool(
-            Path(sys.executable),
-            stub_code_dir(),
-            PoolOptions(
-                region=config.region,
-                # Lambda's variables and the function's environment, not the developer's
-                # shell: the stub relays its environment with every invocation.
-                base_env=process_environment(os.environ),
-                output=StubOutput(console.output),
-                events=console.event,
-                preload_file=config.state_dir / STUB_PRELOAD_FILE,
-                # The stub runs on pylive's interpreter here, which holds more than the
-                # stub's bundle does in Lambda: its memory says nothing about AWS.
-                memory_limit=False,
-            ),
+        self.stubs = stub_pool(
+            region=config.region,
+            output=StubOutput(console.output),
+            events=console.event,
+            preload_file=config.state_dir / STUB_PRELOAD_FILE,
         )
         self.runner: asyncio.Task[Any]
 
@@ -81,17 +71,7 @@ class LocalCloud:
         error from the worker, as it does live, and its ``dev_memory`` (which the stub's
         Lambda variables state; the function's workers keep its own memory size)."""
         return [
-            dataclasses.replace(
-                spec,
-                handler=STUB_HANDLER,
-                code_dir=str(stub_code_dir()),
-                timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
-                memory=spec.dev_memory or spec.memory,
-                environment={
-                    **spec.environment,
-                    **stub_environment(spec.id, self._stub_site(spec)),
-                },
-            )
+            stub_spec(spec, stub_environment(spec.id, self._stub_site(spec)), timeout_override)
             for spec in manifest.functions.values()
         ]
 
@@ -106,6 +86,49 @@ class LocalCloud:
     async def close(self) -> None:
         await self.stubs.close()
         await self.api.stop()
+
+
+def stub_pool(
+    *,
+    region: str,
+    output: Callable[[str, str], None] = lambda function, line: None,
+    events: Callable[[str], None] = lambda message: None,
+    preload_file: Path | None = None,
+) -> WorkerPool:
+    """The stubs' own workers, as Lambda runs a stub: one per concurrent invocation, warm
+    between invocations, on pylive's interpreter (which has what the stub's bundle has)."""
+    return WorkerPool(
+        Path(sys.executable),
+        handlers_dir(),
+        PoolOptions(
+            region=region,
+            # Lambda's variables and the function's environment, not the developer's
+            # shell: the stub relays its environment with every invocation.
+            base_env=process_environment(os.environ),
+            output=output,
+            events=events,
+            preload_file=preload_file,
+            # The stub runs on pylive's interpreter here, which holds more than the
+            # stub's bundle does in Lambda: its memory says nothing about AWS.
+            memory_limit=False,
+        ),
+    )
+
+
+def stub_spec(
+    spec: FunctionSpec, stub_env: dict[str, str], timeout_override: float | None = None
+) -> FunctionSpec:
+    """Function ``spec`` as dev mode deploys it: the stub (its settings ``stub_env``, see
+    :func:`~pylive.emulator.lambda_host.stub_environment`) with the function's environment,
+    its ``dev_timeout`` and ``dev_memory``."""
+    return dataclasses.replace(
+        spec,
+        handler=STUB_HANDLER,
+        code_dir=str(handlers_dir()),
+        timeout=timeout_override or max(spec.dev_timeout, spec.timeout),
+        memory=spec.dev_memory or spec.memory,
+        environment={**spec.environment, **stub_env},
+    )
 
 
 class StubOutput:

@@ -11,10 +11,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.shipped import SHIPPED_DIR
 from pylive.constructs import Function
 
-STUB_SOURCE = (stub_code_dir() / "stub.py").read_text()
+STUB_SOURCE = "\n".join(p.read_text() for p in sorted((SHIPPED_DIR / "stub").glob("*.py")))
 
 RELAY = {
     "app": "shop",
@@ -67,7 +67,7 @@ def test_dev_mode_deploys_the_stub(dev_stack: cdk.Stack, tmp_path: Path) -> None
     )
     bundle = next((tmp_path / ".pylive" / "bundles").iterdir())
     assert (bundle / "stub.py").is_file()
-    assert (bundle / "pylive" / "protocol.py").is_file()
+    assert (bundle / "pylive" / "in_lambda" / "protocol" / "__init__.py").is_file()
     assert (bundle / "websockets").is_dir()
 
 
@@ -122,9 +122,9 @@ def test_the_stub_may_only_reach_its_relay(dev_stack: cdk.Stack) -> None:
 def test_the_stub_may_make_every_connections_call_it_makes_and_no_other(
     dev_stack: cdk.Stack,
 ) -> None:
-    """stub/stub.py POSTs the invoke and GETs the runner's connection while a slow invocation
-    runs; a role that allows POST only (CDK's grantManagementApiAccess, aws/aws-cdk#18410)
-    fails every invocation longer than the liveness interval in AWS."""
+    """The stub (pylive/in_lambda/stub) POSTs the invoke and GETs the runner's connection while
+    a slow invocation runs; a role that allows POST only (CDK's grantManagementApiAccess,
+    aws/aws-cdk#18410) fails every invocation longer than the liveness interval in AWS."""
     Function(dev_stack, "orders", handler="functions/orders.handler")
     template = Template.from_stack(dev_stack)
     granted: dict[str, set[str]] = {}
@@ -142,7 +142,7 @@ def test_the_stub_may_make_every_connections_call_it_makes_and_no_other(
         "execute-api:ManageConnections": {"ada/POST/@connections/*", "ada/GET/@connections/*"},
     }
     called = set(re.findall(r'\b(?:send|_send)\(\s*(?:\w+,\s*)?"([A-Z]+)"', STUB_SOURCE))
-    assert called == {"POST", "GET"}  # what stub/stub.py calls @connections with
+    assert called == {"POST", "GET"}  # what pylive/in_lambda/stub calls @connections with
 
 
 def test_dev_mode_without_relay_settings_says_what_provides_them(

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pylive.emulator.principals import AccessKey, new_key, role_session
 from pylive.emulator.ws_gateway import GatewayLimits, IntegrationContext, WebSocketGateway
-from pylive.signing import Signer
+from pylive.in_lambda.signing import Signer
 
 KEY, SECRET = "AKIDPYLIVELOCAL", "local-secret"
 CREDENTIALS = {KEY: SECRET}

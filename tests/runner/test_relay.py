@@ -18,7 +18,6 @@ from asynchelpers import run
 from runner.conftest import connected_runner
 from websockets.asyncio.client import connect
 
-from pylive import protocol
 from pylive.emulator.lambda_host import (
     ROUTER,
     LambdaHost,
@@ -28,6 +27,7 @@ from pylive.emulator.lambda_host import (
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.store import MemoryTable
 from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.in_lambda import protocol
 from pylive.runner.pool import InvokeResult
 from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
 

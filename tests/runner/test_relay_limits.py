@@ -6,7 +6,6 @@ WebSocket API are real; the invoker is scripted."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -20,10 +19,11 @@ from asynchelpers import run
 from runner.conftest import connected_runner
 from websockets.asyncio.client import connect
 
-from pylive.cdk.stub_code import stub_code_dir
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.ws_gateway import GatewayLimits
+from pylive.in_lambda.stub.limits import StubLimits
+from pylive.in_lambda.stub.websocket import open_socket
 from pylive.runner import relay
 from pylive.runner.pool import InvokeResult
 from pylive.runner.relay import RelayClient
@@ -55,13 +55,12 @@ class Invoker:
 class Cloud:
     api: LocalRelayApi
 
-    def add_stub(self, timeout: float, **module: Any) -> None:
-        """The stub of function "hello", its module constants patched with ``module``."""
+    def add_stub(self, timeout: float, **limits: Any) -> None:
+        """The stub of function "hello", with :class:`StubLimits` of ``limits``."""
         fn = stub_function("hello", self.api.stub_site("hello"), timeout=timeout, lambda_env={})
 
         def patch(m: ModuleType) -> None:
-            for name, value in module.items():
-                setattr(m, name, value)
+            m.limits = StubLimits(**limits)  # type: ignore[attr-defined]
 
         self.api.host.add(replace(fn, setup=patch))
 
@@ -102,7 +101,7 @@ async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
 
 # Pings and probes fast enough for limits of a second or two.
 FAST_RUNNER = {"keepalive": 0.2, "tick": 0.05, "probe_timeout": 2.0}
-FAST_STUB = {"KEEPALIVE_S": 0.2, "PROBE_TIMEOUT_S": 2.0}
+FAST_STUB = {"keepalive_s": 0.2, "probe_timeout_s": 2.0}
 
 
 def test_an_invocation_held_across_several_idle_limits_completes() -> None:
@@ -134,8 +133,8 @@ def test_an_invocation_that_would_cross_the_two_hour_limit_renews_first() -> Non
             local_cloud(GatewayLimits(max_duration=4.0)) as cloud,
             runner(cloud, invoker, **FAST_RUNNER) as client,
         ):
-            # The margin before the limit, scaled down (AGE_RENEW_S was the old threshold).
-            cloud.add_stub(timeout=3.5, AGE_MARGIN_S=0.2, MAX_DURATION_S=4.0, AGE_RENEW_S=3.6)
+            # The margin before the limit, scaled down.
+            cloud.add_stub(timeout=3.5, age_margin_s=0.2, max_duration_s=4.0)
             assert await cloud.invoke({"n": 1}) == (True, {"n": 1})
             opened = asyncio.get_running_loop().time()
             await asyncio.sleep(1.5)  # the subject: the stub's connection ages
@@ -199,17 +198,11 @@ def _keepalive_options(sock: socket.socket) -> tuple[int, int]:
 
 def test_both_clients_turn_on_tcp_keepalive_well_inside_the_nat_timeout() -> None:
     """Kernel probes keep a NAT's mapping alive (a NAT gateway's idle timeout is 350 s)."""
-    spec = importlib.util.spec_from_file_location("stub_keepalive", stub_code_dir() / "stub.py")
-    assert spec is not None and spec.loader is not None
-    stub = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stub)
 
     async def scenario() -> None:
         async with local_cloud() as cloud:
             port = cloud.api.gateway.port
-            sock = await asyncio.to_thread(
-                stub._open_socket, "127.0.0.1", port, tls=False, timeout=5
-            )
+            sock = await asyncio.to_thread(open_socket, "127.0.0.1", port, tls=False, timeout=5)
             with sock:
                 keepalive, idle = _keepalive_options(sock)
                 assert keepalive == 1 and idle < 350

@@ -19,7 +19,7 @@ from pylive.config import load_config
 from pylive.console import Console
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
-from pylive.relay_settings import Relay
+from pylive.in_lambda.relay_settings import Relay
 from pylive.runner.relay import SigningCredentials
 from pylive.session.dev import DevSession
 from pylive.session.options import DevOptions
@@ -109,8 +109,8 @@ def test_assume_role_runs_the_function_with_its_execution_role(
     """The credentials come from STS (moto): the function sees the role, not the developer."""
     import boto3
 
-    from pylive import protocol
     from pylive.cdk.manifest import AppManifest, FunctionSpec
+    from pylive.in_lambda import protocol
     from pylive.runner.pool import PoolOptions, WorkerPool
     from pylive.session.aws import ByPath, RoleAssumer
 

@@ -34,6 +34,7 @@ from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, new_key
 from pylive.emulator.relay_api import LOCAL_API_ID, router_principal, stub_principal
 from pylive.emulator.store import MemoryTable
 from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
+from pylive.in_lambda.stub.limits import StubLimits
 from pylive.relay_policy import api_arn
 from pylive.runner.pool import InvokeResult
 
@@ -82,7 +83,7 @@ class Cloud:
     """The gateway and the Lambda host on an event loop of their own thread."""
 
     def __init__(
-        self, limits: GatewayLimits | None = None, stub_module: dict[str, Any] | None = None
+        self, limits: GatewayLimits | None = None, stub_limits: StubLimits | None = None
     ) -> None:
         self.limits = limits
         self.loop = asyncio.new_event_loop()
@@ -116,8 +117,8 @@ class Cloud:
         )
 
         def patch(module: ModuleType) -> None:  # the stub's limits, scaled like the gateway's
-            for attribute, value in (stub_module or {}).items():
-                setattr(module, attribute, value)
+            if stub_limits is not None:
+                module.limits = stub_limits  # type: ignore[attr-defined]
 
         for name, key in stub_keys.items():
             env = {"AWS_LAMBDA_FUNCTION_NAME": name}
@@ -354,7 +355,7 @@ def test_a_five_second_invocation_completes(cloud: Cloud, runner: Running) -> No
 # API Gateway's limits and a NAT gateway's, scaled down about 300 times: idle 10 min -> 2 s,
 # NAT flow 350 s -> 1.2 s; the stub and the runner probe and renew at a similar scale.
 SCALED_LIMITS = GatewayLimits(idle_timeout=2.0, flow_idle_timeout=1.2)
-SCALED_STUB = {"KEEPALIVE_S": 0.2, "PROBE_TIMEOUT_S": 1.5, "IDLE_RENEW_S": 0.8}
+SCALED_STUB = StubLimits(keepalive_s=0.2, probe_timeout_s=1.5, idle_renew_s=0.8)
 SCALED_RUNNER = ("--keepalive", "0.2", "--probe-timeout", "0.5")
 # In AWS a side notices a dead path (a ping after 30 s of silence, 10 s to answer) long
 # before the gateway's idle timeout (10 min) drops the dead connection and unregisters the

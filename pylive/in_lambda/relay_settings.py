@@ -19,7 +19,7 @@ RELAY_VARIABLE = "PYLIVE_RELAY"
 
 @dataclass(frozen=True)
 class StubSettings:
-    """What a stub needs to reach its runner (see stub/stub.py), one ``PYLIVE_<NAME>``
+    """What a stub needs to reach its runner (see pylive/in_lambda/stub), one ``PYLIVE_<NAME>``
     variable each. The tunables are written only when they differ from their defaults, so a
     stub deployed with the defaults carries none of them."""
 

@@ -1,5 +1,6 @@
-"""The stub against the real local gateway and router, in the local Lambda host, with
-scripted runners on the other side."""
+"""The stub against the real local gateway and router, with scripted runners on the other
+side: in the local Lambda host (whose containers' limits a test can scale down), and in a
+worker process of its own, as `pylive dev --local --relay` runs it."""
 
 from __future__ import annotations
 
@@ -19,19 +20,28 @@ from asynchelpers import run as bounded_run
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from pylive import protocol
+from pylive.cdk.manifest import FunctionSpec
 from pylive.emulator.lambda_host import (
     LambdaHost,
     RelaySite,
+    stub_environment,
     stub_function,
 )
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.in_lambda import protocol
+from pylive.in_lambda.stub.limits import StubLimits
 from pylive.runner.connections import ConnectionsClient
+from pylive.runner.pool import WorkerPool
 from pylive.runner.relay import RelayEndpoint
+from pylive.session.local_cloud import stub_pool, stub_spec
 
 # This module's scenarios are bounded at 30 s.
 run = partial(bounded_run, timeout=30)
+
+
+# Where a stub runs: a container of the local Lambda host, or a worker of the stubs' pool.
+WHERE = ("host", "worker")
 
 
 @dataclass
@@ -40,6 +50,7 @@ class Cloud:
     host: LambdaHost
     site: RelaySite
     stub_site: RelaySite  # the stub signs as its function's role
+    workers: WorkerPool | None = None  # the stub in a worker, once started there
 
     def endpoint(self) -> RelayEndpoint:
         return self.site  # the local API's site is the runner's endpoint
@@ -53,7 +64,7 @@ class Cloud:
         timeout: float = 3.0,
         ack: float | None = None,
         grace: float | None = None,
-        **module: Any,
+        **limits: Any,
     ) -> None:
         fn = stub_function(
             "hello", self.stub_site, timeout=timeout, lambda_env={}, ack_timeout=ack,
@@ -61,20 +72,40 @@ class Cloud:
         )  # fmt: skip
 
         def patch(m: ModuleType) -> None:
-            for name, value in module.items():
-                setattr(m, name, value)
+            m.limits = StubLimits(**limits)  # type: ignore[attr-defined]
 
         self.host.add(replace(fn, setup=patch))
 
+    async def add_stub_in(
+        self, where: str, timeout: float = 3.0, ack: float | None = None, grace: float | None = None
+    ) -> None:
+        """The stub of "hello" in the Lambda host, or in a worker as dev mode runs it."""
+        if where == "host":
+            self.add_stub(timeout, ack, grace)
+            return
+        tunables = {"ack_timeout": ack, "runner_grace": grace}
+        settings = {k: value for k, value in tunables.items() if value is not None}
+        function = FunctionSpec(id="hello", handler="hello.handler", code_dir="", timeout=timeout)
+        self.workers = stub_pool(region=self.site.region)
+        await self.workers.start(
+            [stub_spec(function, stub_environment("hello", self.stub_site, **settings))]
+        )
+
     async def invoke(self, event: Any) -> tuple[bool, Any]:
-        result = await self.host.invoke("hello", json.dumps(event).encode())
+        runs = self.host if self.workers is None else self.workers
+        result = await runs.invoke("hello", json.dumps(event).encode())
         return result.ok, json.loads(result.body)
 
 
 @asynccontextmanager
 async def local_cloud() -> AsyncIterator[Cloud]:
     async with LocalRelayApi(app="shop", stage="ada") as api:
-        yield Cloud(api.gateway, api.host, api.site, api.stub_site("hello"))
+        cloud = Cloud(api.gateway, api.host, api.site, api.stub_site("hello"))
+        try:
+            yield cloud
+        finally:
+            if cloud.workers is not None:
+                await cloud.workers.close()
 
 
 @asynccontextmanager
@@ -106,10 +137,11 @@ async def scripted_runner(cloud: Cloud, answer: str) -> AsyncIterator[list[proto
             await posts.close()
 
 
-def test_one_connection_per_container_reused_while_warm() -> None:
+@pytest.mark.parametrize("where", WHERE)
+def test_one_connection_per_container_reused_while_warm(where: str) -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "echo") as seen:
-            cloud.add_stub()
+            await cloud.add_stub_in(where)
             for n in range(5):
                 assert await cloud.invoke({"n": n}) == (True, {"n": n})
             assert cloud.gateway.stats.connects == 2  # the runner and one stub container
@@ -124,7 +156,7 @@ def test_one_connection_per_container_reused_while_warm() -> None:
 def test_the_connection_is_renewed_before_the_idle_limit() -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "echo"):
-            cloud.add_stub(IDLE_RENEW_S=-1)  # every invocation finds it "about to idle out"
+            cloud.add_stub(idle_renew_s=-1)  # every invocation finds it "about to idle out"
             for n in range(3):
                 assert await cloud.invoke(n) == (True, n)
             assert cloud.gateway.stats.connects == 1 + 3
@@ -132,10 +164,11 @@ def test_the_connection_is_renewed_before_the_idle_limit() -> None:
     run(scenario())
 
 
-def test_a_runner_that_reconnected_is_found_again() -> None:
+@pytest.mark.parametrize("where", WHERE)
+def test_a_runner_that_reconnected_is_found_again(where: str) -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud:
-            cloud.add_stub()
+            await cloud.add_stub_in(where)
             async with scripted_runner(cloud, "echo"):
                 assert await cloud.invoke(1) == (True, 1)
             async with scripted_runner(cloud, "echo"):  # a new connection id
@@ -144,10 +177,11 @@ def test_a_runner_that_reconnected_is_found_again() -> None:
     run(scenario())
 
 
-def test_no_answer_within_the_ack_timeout_means_dev_is_not_running() -> None:
+@pytest.mark.parametrize("where", WHERE)
+def test_no_answer_within_the_ack_timeout_means_dev_is_not_running(where: str) -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "nothing"):
-            cloud.add_stub(ack=0.3, grace=0)
+            await cloud.add_stub_in(where, ack=0.3, grace=0)
             started = time.monotonic()
             ok, body = await cloud.invoke({})
             assert time.monotonic() - started < 2
@@ -176,22 +210,17 @@ def test_an_acked_invocation_without_answer_times_out_before_the_deadline() -> N
 
 def test_context_objects_travel_in_the_runtimes_wire_shape() -> None:
     """The runtime's context objects are __slots__ classes: the stub must read them as such."""
-    import importlib.util
 
-    from pylive.cdk.stub_code import stub_code_dir
+    from pylive.in_lambda.stub import as_dict, identity_fields
     from pylive.sandbox.context import LambdaContext
 
-    spec = importlib.util.spec_from_file_location("stub_shapes", stub_code_dir() / "stub.py")
-    assert spec and spec.loader
-    stub = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stub)
     identity = {"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}
     client_context = {"custom": {"k": "v"}, "env": {"e": "1"}, "client": {"app_title": "t"}}
     context = LambdaContext("r", dict(client_context), identity, 0, "arn")
-    assert stub._identity(context.identity) == identity
-    assert stub._as_dict(context.client_context) == client_context
+    assert identity_fields(context.identity) == identity
+    assert as_dict(context.client_context) == client_context
     empty = LambdaContext("r", None, None, 0, "arn")
-    assert stub._identity(empty.identity) is None and stub._as_dict(empty.client_context) is None
+    assert identity_fields(empty.identity) is None and as_dict(empty.client_context) is None
 
 
 def _add_stub_for(cloud: Cloud, site: RelaySite) -> None:
@@ -230,7 +259,7 @@ def test_an_unreachable_relay_is_a_clear_error() -> None:
 def test_an_invocation_over_the_relays_limit_is_not_reported_as_dev_not_running() -> None:
     async def scenario() -> None:
         async with local_cloud() as cloud, scripted_runner(cloud, "nothing") as seen:
-            cloud.add_stub(ack=0.3, MAX_MESSAGE_BYTES=4096)  # the relay's limit, made small
+            cloud.add_stub(ack=0.3, max_message_bytes=4096)  # the relay's limit, made small
             ok, body = await cloud.invoke({"data": "x" * 5000})
             assert not ok and body["errorType"] == "PyliveRelayError", body
             assert "over the relay's limit of 4096 bytes for one message" in body["errorMessage"]

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from pylive import protocol
+from pylive.in_lambda import protocol
+from pylive.in_lambda.protocol.chunks import _read_chunk
 
 MESSAGE = protocol.encode(protocol.Result("r1", {"body": 'é"\\' * 20000}))
 
@@ -35,7 +36,7 @@ def test_split_frames_take_the_fast_path_and_reassemble(ids: dict[str, str]) -> 
         general = protocol.decode(frame)
         assert isinstance(general, protocol.Chunk)
         for form in (frame, frame.encode()):  # the text, or the bytes the stub reads
-            fast = protocol._read_chunk(form)
+            fast = _read_chunk(form)
             assert fast is not None
             assert fast[0] == general
     for form in (parts, [frame.encode() for frame in parts]):
@@ -62,8 +63,8 @@ def _rewrite(frame: str, **fields: object) -> str:
 )
 def test_other_valid_chunk_frames_take_the_general_path(change: dict[str, object]) -> None:
     parts = [_rewrite(frame, **change) for frame in frames()]
-    assert protocol._read_chunk(parts[0]) is None
-    assert protocol._read_chunk(parts[0].encode()) is None
+    assert _read_chunk(parts[0]) is None
+    assert _read_chunk(parts[0].encode()) is None
     reassembler = protocol.Reassembler()
     assert [reassembler.feed(frame) for frame in parts][-1] == protocol.decode(MESSAGE)
 
@@ -87,14 +88,14 @@ def test_invalid_chunk_frames_fail_as_decode_says(change: dict[str, object], err
 def test_a_frame_like_a_chunk_with_data_past_the_quote_is_not_misread() -> None:
     first = frames()[0]
     tricky = first[:-2] + '","data":"QUJD"}'  # a duplicate key: JSON keeps the last
-    assert protocol._read_chunk(tricky) is None
-    assert protocol._read_chunk(tricky.encode()) is None
+    assert _read_chunk(tricky) is None
+    assert _read_chunk(tricky.encode()) is None
     body = json.loads(tricky)
     assert body["data"] == "QUJD"
 
 
 def test_a_chunk_whose_ids_are_not_utf8_takes_the_general_path() -> None:
     frame = frames(reply_to="abc")[0].encode().replace(b'"abc"', b'"\xff"')
-    assert protocol._read_chunk(frame) is None
+    assert _read_chunk(frame) is None
     with pytest.raises(protocol.ProtocolError, match="not a JSON message"):
         protocol.Reassembler().feed(frame)

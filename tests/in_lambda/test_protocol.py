@@ -1,4 +1,4 @@
-"""Relay messages (pylive.protocol): encoding, validation, splitting and reassembly."""
+"""Relay messages (pylive.in_lambda.protocol): encoding, validation, splitting and reassembly."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pylive import protocol
-from pylive.protocol import (
+from pylive.in_lambda import protocol
+from pylive.in_lambda.protocol import (
     FRAME_LIMIT_BYTES,
     PROTOCOL_VERSION,
     Ack,
@@ -236,7 +236,12 @@ def test_protocol_module_imports_only_the_standard_library() -> None:
     """The stub runs it in Lambda with the stdlib and websockets only."""
     import sys
 
-    tree = ast.parse(Path(protocol.__file__).read_text())
+    package = Path(protocol.__file__).parent
+    assert len(list(package.glob("*.py"))) > 1
+    tree = ast.Module(
+        body=[node for path in package.glob("*.py") for node in ast.parse(path.read_text()).body],
+        type_ignores=[],
+    )
     modules = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)
@@ -247,7 +252,13 @@ def test_protocol_module_imports_only_the_standard_library() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert modules <= set(sys.stdlib_module_names) | {"__future__"}
+    assert modules <= set(sys.stdlib_module_names) | {"__future__", "pylive"}
+    pylive_modules = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pylive")
+    }
+    assert all(name.startswith("pylive.in_lambda.protocol.") for name in pylive_modules)
 
 
 # ---------------------------------------------------------------- splitting

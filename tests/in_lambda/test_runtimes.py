@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pylive.cdk.bundle import RUNTIME_MODULES, bundle_router, bundle_stub
-from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.bundle import bundle_router, bundle_stub
+from pylive.cdk.shipped import runtime_files
 from pylive.constructs.function import OLDEST_RUNTIME
 
-PYLIVE_DIR = Path(__file__).resolve().parents[2] / "pylive"
-SHIPPED = [
-    stub_code_dir() / "stub.py",
-    stub_code_dir() / "router.py",
-    *(PYLIVE_DIR / name for name in RUNTIME_MODULES),
-]
+SHIPPED = [path for path, _ in runtime_files()]
 OLDEST = tuple(int(p) for p in OLDEST_RUNTIME.removeprefix("python").split("."))
 
 # Names that only exist from Python 3.10 or 3.11 on: importing one fails on older runtimes.
@@ -106,7 +101,7 @@ def _looks_like_a_type(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute) and node.attr[:1].isupper()
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_what_the_stub_ships_uses_nothing_newer_than_the_oldest_runtime(path: Path) -> None:
     assert newer_python_uses(path.read_text()) == []
 
@@ -115,8 +110,8 @@ def test_the_router_bundle_is_what_the_checks_cover(tmp_path: Path) -> None:
     """Every Python file of the router's bundle (it installs nothing) is checked above."""
     bundle = bundle_router(tmp_path)
     shipped = sorted(p.relative_to(bundle.path).as_posix() for p in bundle.path.rglob("*.py"))
-    assert "pylive/protocol.py" in shipped and "router.py" in shipped
-    assert set(shipped) <= {"router.py", *(f"pylive/{name}" for name in RUNTIME_MODULES)}
+    assert "pylive/in_lambda/protocol/__init__.py" in shipped and "router.py" in shipped
+    assert set(shipped) <= {"router.py", *(str(name) for _, name in runtime_files())}
     for relative in shipped:
         assert newer_python_uses((bundle.path / relative).read_text()) == [], relative
 
@@ -165,7 +160,7 @@ _EXERCISE = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import stub
-from pylive import protocol
+from pylive.in_lambda import protocol
 invoke = protocol.Invoke("r1", "App/hello", 0, {"n": 1.5}, protocol.InvokeContext("a"),
                          environment={"TABLE": "t"})
 assert protocol.decode(protocol.encode(invoke)) == invoke
@@ -191,7 +186,7 @@ _ROUTER_EXERCISE = """
 import sys
 sys.path.insert(0, sys.argv[1])
 compile(open(sys.argv[1] + "/router.py").read(), "router.py", "exec")
-from pylive import protocol
+from pylive.in_lambda import protocol
 for message in (protocol.Pong("p1"), protocol.Replaced("a", "s", "why"),
                 protocol.WhoAmI("S1=", None, "no runner")):
     assert protocol.decode(protocol.encode(message)) == message

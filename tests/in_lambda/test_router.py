@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pylive import protocol
-from pylive.cdk.stub_code import stub_code_dir
+from pylive.cdk.shipped import handlers_dir
 from pylive.emulator.store import MemoryTable
+from pylive.in_lambda import protocol
 
 
 @pytest.fixture(params=["moto", "stale-reads"])
@@ -33,7 +33,7 @@ def router(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> M
         monkeypatch.setenv("PYLIVE_TABLE", table)
     # The debug stack names who may be the runner: the identity that deployed it.
     monkeypatch.setenv("PYLIVE_RUNNER_PRINCIPALS", DEVELOPER)
-    spec = importlib.util.spec_from_file_location("router", stub_code_dir() / "router.py")
+    spec = importlib.util.spec_from_file_location("router", handlers_dir() / "router.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from pylive import db
+from pylive.in_lambda import db
 
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 

@@ -2,7 +2,7 @@
 $default routes. It keeps connection state in DynamoDB; it never carries invocations.
 
 Runs on the plain Lambda Python runtime (boto3 is part of it), python3.9 or newer. What it
-sends is defined in ``pylive.protocol``, which its bundle carries
+sends is defined in ``pylive.in_lambda.protocol``, which its bundle carries
 (``pylive.cdk.bundle.bundle_router``), as the stub's does.
 
 Every read is strongly consistent: each one follows the write it depends on by moments (a
@@ -37,7 +37,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pylive import protocol
+from pylive.in_lambda import protocol
 
 # The process environment; a local host gives each container its own mapping.
 environ: Mapping[str, str] = os.environ

@@ -1,14 +1,12 @@
-"""The relay's settings (pylive.relay_settings): the stub's variables, written by the CDK
+"""The relay's settings (pylive.in_lambda.relay_settings): the stub's variables, written by the CDK
 construct and the local cloud, read by the stub; the relay passed to dev-mode synthesis."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from pylive.cdk.stub_code import stub_code_dir
-from pylive.relay_settings import Relay, StubSettings
+from pylive.in_lambda.relay_settings import Relay, StubSettings
+from pylive.in_lambda.stub.settings import Settings
 
 RELAY = Relay(
     app="shop",
@@ -64,15 +62,9 @@ def test_from_env_names_a_missing_variable_and_defaults_empty_tunables() -> None
 
 
 def test_the_stub_reads_its_settings_from_its_environment() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "stub_settings_check", stub_code_dir() / "stub.py"
-    )
-    assert spec is not None and spec.loader is not None
-    stub = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stub)
     settings = StubSettings("ws://h/ada", "http://h/ada", "shop", "ada", "hello", runner_grace=1.5)
     environment = {**settings.to_env(), "AWS_REGION": "eu-west-1", "AWS_SECRET_ACCESS_KEY": "s"}
-    read = stub._Settings(environment)
+    read = Settings(environment)
     assert read.stub == settings
     assert read.region == "eu-west-1"
     assert "AWS_SECRET_ACCESS_KEY" not in read.environment  # never relayed

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import http.server
-import importlib.util
 import ipaddress
 import select
 import ssl
@@ -14,7 +13,6 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,18 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 
-from pylive.cdk.stub_code import stub_code_dir
-from pylive.relay_settings import StubSettings
-
-
-@pytest.fixture(scope="module")
-def stub() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stub_under_test", stub_code_dir() / "stub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from pylive.in_lambda.relay_settings import StubSettings
+from pylive.in_lambda.stub.connections_api import ConnectionsApi
+from pylive.in_lambda.stub.errors import Closed, PyliveRelayError
+from pylive.in_lambda.stub.http import Http
+from pylive.in_lambda.stub.limits import CHUNK_POSTS_IN_FLIGHT
+from pylive.in_lambda.stub.settings import Settings
+from pylive.in_lambda.stub.websocket import WebSocket
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -66,7 +59,7 @@ def ws_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[s
         thread.join(10)
 
 
-def test_fragmented_messages_are_reassembled_and_pings_answered(stub: ModuleType) -> None:
+def test_fragmented_messages_are_reassembled_and_pings_answered() -> None:
     pongs: list[float] = []
 
     async def handler(ws: ServerConnection) -> None:
@@ -78,7 +71,7 @@ def test_fragmented_messages_are_reassembled_and_pings_answered(stub: ModuleType
         await ws.wait_closed()
 
     with ws_server(handler) as url:
-        ws = stub._WebSocket(url, timeout=5)
+        ws = WebSocket(url, timeout=5)
         try:
             assert ws.recv(5) == "a" * 40_000 + "b" * 40_000 + "c"
             assert ws.recv(5) == b"\x00\x01binary"
@@ -89,21 +82,21 @@ def test_fragmented_messages_are_reassembled_and_pings_answered(stub: ModuleType
             ws.close()
 
 
-def test_a_server_close_is_seen_by_poll_and_recv(stub: ModuleType) -> None:
+def test_a_server_close_is_seen_by_poll_and_recv() -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.send("bye")
         assert await ws.recv() == "ok"
         await ws.close(1001, "going away")
 
     with ws_server(handler) as url:
-        ws = stub._WebSocket(url, timeout=5)
+        ws = WebSocket(url, timeout=5)
         assert ws.recv(5) == "bye"
         ws.send("ok")
         assert select.select([ws.sock], [], [], 5)[0]  # the close frame has arrived
         assert not ws.closed
         ws.poll()  # takes it in without blocking
         assert ws.closed
-        with pytest.raises(stub._Closed):
+        with pytest.raises(Closed):
             ws.recv(5)
         ws.close()
 
@@ -159,9 +152,9 @@ def http_server(
         server.server_close()
 
 
-def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -> None:
+def test_http_keeps_one_connection_and_reads_every_body_form() -> None:
     with http_server() as (_, port):
-        client = stub._Http("127.0.0.1", port, tls=False)
+        client = Http("127.0.0.1", port, tls=False)
         try:
             assert client.request("POST", "/dev/@connections/a", [], b"one") == (200, b"one")
             first = client.sock
@@ -176,20 +169,20 @@ def test_http_keeps_one_connection_and_reads_every_body_form(stub: ModuleType) -
             client.close()
 
 
-def _connections_api(stub: ModuleType, port: int) -> Any:
+def _connections_api(port: int) -> ConnectionsApi:
     relay = StubSettings(
         "ws://127.0.0.1:1/dev", f"http://127.0.0.1:{port}/dev", "shop", "dev", "hello"
     )
-    settings = stub._Settings(
+    settings = Settings(
         {**relay.to_env(), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
     )
-    return stub._ConnectionsApi(settings)
+    return ConnectionsApi(settings)
 
 
-def test_chunks_are_posted_over_several_connections_at_once(stub: ModuleType) -> None:
+def test_chunks_are_posted_over_several_connections_at_once() -> None:
     with http_server() as (_, port):
         _Handler.requests.clear()
-        api = _connections_api(stub, port)
+        api = _connections_api(port)
         try:
             bodies = [f"chunk {n}".encode() for n in range(20)]
             answers = api.post_all("runner", bodies)
@@ -200,7 +193,7 @@ def test_chunks_are_posted_over_several_connections_at_once(stub: ModuleType) ->
                 auth and auth.startswith("AWS4-HMAC-SHA256") for *_, auth in _Handler.requests
             )
             lanes = [api.http, *api._lanes]
-            assert len(lanes) == stub.CHUNK_POSTS_IN_FLIGHT
+            assert len(lanes) == CHUNK_POSTS_IN_FLIGHT
             assert all(http.sock is not None for http in lanes)  # all kept alive
             kept = [http.sock for http in lanes]
             api.post_all("runner", bodies[:3])  # a smaller message reuses the same connections
@@ -209,22 +202,22 @@ def test_chunks_are_posted_over_several_connections_at_once(stub: ModuleType) ->
             api.close()
 
 
-def test_posting_chunks_stops_at_a_gone_connection(stub: ModuleType) -> None:
+def test_posting_chunks_stops_at_a_gone_connection() -> None:
     with http_server() as (_, port):
         _Handler.requests.clear()
-        api = _connections_api(stub, port)
+        api = _connections_api(port)
         try:
             answers = api.post_all("gone", [b"%d" % n for n in range(40)])
             assert {status for status, _ in answers} == {410}
             # Each connection stops at its first 410 instead of posting the rest.
-            assert len(_Handler.requests) == stub.CHUNK_POSTS_IN_FLIGHT
+            assert len(_Handler.requests) == CHUNK_POSTS_IN_FLIGHT
         finally:
             api.close()
 
 
-def test_http_answer_may_be_read_later_or_given_up(stub: ModuleType) -> None:
+def test_http_answer_may_be_read_later_or_given_up() -> None:
     with http_server() as (_, port):
-        client = stub._Http("127.0.0.1", port, tls=False)
+        client = Http("127.0.0.1", port, tls=False)
         try:
             client.send("POST", "/a", [], b"later")
             assert client.pending
@@ -240,9 +233,9 @@ def test_http_answer_may_be_read_later_or_given_up(stub: ModuleType) -> None:
             client.close()
 
 
-def test_http_sends_again_when_a_kept_connection_turns_out_closed(stub: ModuleType) -> None:
+def test_http_sends_again_when_a_kept_connection_turns_out_closed() -> None:
     with http_server() as (_, port):
-        client = stub._Http("127.0.0.1", port, tls=False)
+        client = Http("127.0.0.1", port, tls=False)
         try:
             # The server closes the connection after answering, without saying so: the
             # next request is written into a closed connection and its answer never comes.
@@ -257,15 +250,15 @@ def test_http_sends_again_when_a_kept_connection_turns_out_closed(stub: ModuleTy
             client.close()
 
 
-def test_http_reconnects_once_when_the_kept_connection_died(stub: ModuleType) -> None:
+def test_http_reconnects_once_when_the_kept_connection_died() -> None:
     with http_server() as (_, port):
-        client = stub._Http("127.0.0.1", port, tls=False)
+        client = Http("127.0.0.1", port, tls=False)
         assert client.request("POST", "/a", [], b"1") == (200, b"1")
         assert client.sock is not None
         client.sock.shutdown(2)  # as if the server had dropped the idle connection
         assert client.request("POST", "/a", [], b"2") == (200, b"2")
         client.close()
-    client = stub._Http("127.0.0.1", port, tls=False, timeout=2)
+    client = Http("127.0.0.1", port, tls=False, timeout=2)
     with pytest.raises(OSError):
         client.request("POST", "/a", [], b"3")  # nobody listens any more
 
@@ -309,7 +302,6 @@ def server_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext
 
 
 def test_both_clients_speak_tls_and_verify_the_server(
-    stub: ModuleType,
     server_tls: tuple[ssl.SSLContext, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -323,16 +315,16 @@ def test_both_clients_speak_tls_and_verify_the_server(
 
     with ws_server(handler, tls=context) as url, http_server(tls=context) as (_, port):
         with pytest.raises(ssl.SSLCertVerificationError):
-            stub._Http("localhost", port, tls=True).request("POST", "/a", [], b"x")
-        with pytest.raises(stub.PyliveRelayError, match="cannot reach the relay"):
-            stub._WebSocket(url, timeout=5)
+            Http("localhost", port, tls=True).request("POST", "/a", [], b"x")
+        with pytest.raises(PyliveRelayError, match="cannot reach the relay"):
+            WebSocket(url, timeout=5)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-        ws = stub._WebSocket(url, timeout=5)
+        ws = WebSocket(url, timeout=5)
         try:
             assert ws.recv(5) == "over tls"
         finally:
             ws.close()
-        client = stub._Http("localhost", port, tls=True)
+        client = Http("localhost", port, tls=True)
         try:
             assert client.request("POST", "/a", [], b"secret") == (200, b"secret")
         finally:

@@ -1,4 +1,4 @@
-"""pylive.signing against botocore's signers (same request, same instant) and the local
+"""pylive.in_lambda.signing against botocore's signers (same request, same instant) and the local
 API's verifier."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from pylive.emulator.sigv4 import SignatureError, verify_authorization_header, verify_presigned
-from pylive.signing import Signer
+from pylive.in_lambda.signing import Signer
 
 NOW = dt.datetime(2026, 11, 27, 6, 30, 5, tzinfo=dt.UTC)
 KEY, SECRET = "AKIAEXAMPLEKEY000001", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
