@@ -6,39 +6,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
+from pylive.in_lambda.protocol import messages as m
 from pylive.in_lambda.protocol.limits import PROTOCOL_VERSION
-from pylive.in_lambda.protocol.messages import (
-    _LOG_STREAMS,
-    REPLY_KEY,
-    Ack,
-    Chunk,
-    Error,
-    Invoke,
-    InvokeContext,
-    Json,
-    Log,
-    Message,
-    Ping,
-    Pong,
-    ProtocolError,
-    Replaced,
-    Result,
-    WhoAmI,
-    WhoAmIRequest,
-)
 
 # ---------------------------------------------------------------- encoding
 
 
-def encode(message: Message) -> str:
+def encode(message: m.Message) -> str:
     """The message as the compact JSON text of one frame."""
-    body: dict[str, Json]
-    if isinstance(message, WhoAmI):  # a route's response: no action, no version
-        body = {REPLY_KEY: message.TYPE, "connection_id": message.connection_id}
+    body: dict[str, m.Json]
+    if isinstance(message, m.WhoAmI):  # a route's response: no action, no version
+        body = {m.REPLY_KEY: message.TYPE, "connection_id": message.connection_id}
         body["runner"] = message.runner
         if message.error is not None:
             body["error"] = message.error
-    elif isinstance(message, Invoke):
+    elif isinstance(message, m.Invoke):
         body = _head(message)
         body.update(
             request_id=message.request_id,
@@ -52,7 +34,7 @@ def encode(message: Message) -> str:
             body["reply_to"] = message.reply_to
         if message.resume:
             body["resume"] = True
-    elif isinstance(message, Chunk):  # the optional fields only when set
+    elif isinstance(message, m.Chunk):  # the optional fields only when set
         body = _head(message)
         body.update((k, v) for k, v in message.__dict__.items() if v is not None)
     else:
@@ -61,32 +43,32 @@ def encode(message: Message) -> str:
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"{message.TYPE}: cannot encode as JSON: {exc}") from None
+        raise m.ProtocolError(f"{message.TYPE}: cannot encode as JSON: {exc}") from None
 
 
-def _head(message: Message) -> dict[str, Json]:
+def _head(message: m.Message) -> dict[str, m.Json]:
     return {"action": message.TYPE, "v": PROTOCOL_VERSION}
 
 
-def decode(frame: str | bytes) -> Message:
+def decode(frame: str | bytes) -> m.Message:
     """Parse and validate one frame; anything invalid raises :class:`ProtocolError`."""
     try:
         body = json.loads(frame, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ProtocolError(f"not a JSON message: {_short(exc)}") from None
+        raise m.ProtocolError(f"not a JSON message: {_short(exc)}") from None
     if not isinstance(body, dict):
-        raise ProtocolError(f"a message must be a JSON object, not {_json_type(body)}")
+        raise m.ProtocolError(f"a message must be a JSON object, not {_json_type(body)}")
     action = body.get("action")
-    if action is None and body.get(REPLY_KEY) == WhoAmI.TYPE:
-        return _parse_whoami(_Fields(WhoAmI.TYPE, body))
+    if action is None and body.get(m.REPLY_KEY) == m.WhoAmI.TYPE:
+        return _parse_whoami(_Fields(m.WhoAmI.TYPE, body))
     if not isinstance(action, str):
-        raise ProtocolError("message has no 'action' string naming its type")
+        raise m.ProtocolError("message has no 'action' string naming its type")
     parse = _PARSERS.get(action)
     if parse is None:
-        raise ProtocolError(f"unknown message type {action[:64]!r}")
+        raise m.ProtocolError(f"unknown message type {action[:64]!r}")
     version = body.get("v")
     if version != PROTOCOL_VERSION or isinstance(version, bool):
-        raise ProtocolError(
+        raise m.ProtocolError(
             f"{action}: protocol version {_show(version)} is not supported "
             f"(this side speaks {PROTOCOL_VERSION})"
         )
@@ -97,7 +79,7 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _context_fields(context: InvokeContext) -> dict[str, Json]:
+def _context_fields(context: m.InvokeContext) -> dict[str, m.Json]:
     return dict(context.__dict__)
 
 
@@ -107,19 +89,21 @@ def _context_fields(context: InvokeContext) -> dict[str, Json]:
 class _Fields:
     """Typed access to the fields of one decoded message, with clear errors."""
 
-    def __init__(self, where: str, body: Mapping[str, Json]) -> None:
+    def __init__(self, where: str, body: Mapping[str, m.Json]) -> None:
         self.where = where
         self.body = body
 
-    def _get(self, name: str, optional: bool) -> Json:
+    def _get(self, name: str, optional: bool) -> m.Json:
         if name not in self.body:
             if optional:
                 return None
-            raise ProtocolError(f"{self.where}: missing field {name!r}")
+            raise m.ProtocolError(f"{self.where}: missing field {name!r}")
         return self.body[name]
 
-    def _fail(self, name: str, expected: str, value: Json) -> ProtocolError:
-        return ProtocolError(f"{self.where}: field {name!r} must be {expected}, not {_show(value)}")
+    def _fail(self, name: str, expected: str, value: m.Json) -> m.ProtocolError:
+        return m.ProtocolError(
+            f"{self.where}: field {name!r} must be {expected}, not {_show(value)}"
+        )
 
     def text(self, name: str) -> str:
         value = self._get(name, False)
@@ -141,7 +125,7 @@ class _Fields:
             raise self._fail(name, f"an integer >= {minimum}", value)
         return value
 
-    def obj(self, name: str) -> dict[str, Json]:
+    def obj(self, name: str) -> dict[str, m.Json]:
         value = self._get(name, False)
         if not isinstance(value, dict):
             raise self._fail(name, "an object", value)
@@ -153,30 +137,30 @@ class _Fields:
             raise self._fail(name, "true or false", value)
         return bool(value)
 
-    def opt_obj(self, name: str) -> dict[str, Json] | None:
+    def opt_obj(self, name: str) -> dict[str, m.Json] | None:
         value = self._get(name, True)
         if value is not None and not isinstance(value, dict):
             raise self._fail(name, "an object or null", value)
         return value
 
-    def value(self, name: str) -> Json:
+    def value(self, name: str) -> m.Json:
         return self._get(name, False)
 
     def nested(self, name: str) -> _Fields:
         return _Fields(f"{self.where}.{name}", self.obj(name))
 
 
-def _parse_whoami(f: _Fields) -> WhoAmI:
-    return WhoAmI(
+def _parse_whoami(f: _Fields) -> m.WhoAmI:
+    return m.WhoAmI(
         connection_id=f.text("connection_id"),
         runner=f.opt_text("runner"),
         error=f.opt_text("error"),
     )
 
 
-def _parse_invoke(f: _Fields) -> Invoke:
+def _parse_invoke(f: _Fields) -> m.Invoke:
     c = f.nested("context")
-    context = InvokeContext(
+    context = m.InvokeContext(
         invoked_function_arn=c.text("invoked_function_arn"),
         trace_id=c.opt_text("trace_id"),
         client_context=c.opt_obj("client_context"),
@@ -185,8 +169,8 @@ def _parse_invoke(f: _Fields) -> Invoke:
     environment = f.obj("environment")
     for key, value in environment.items():
         if not isinstance(value, str):
-            raise ProtocolError(f"invoke: environment variable {key!r} must be a string")
-    return Invoke(
+            raise m.ProtocolError(f"invoke: environment variable {key!r} must be a string")
+    return m.Invoke(
         request_id=f.text("request_id"),
         function_id=f.text("function_id"),
         deadline_ms=f.integer("deadline_ms"),
@@ -198,7 +182,7 @@ def _parse_invoke(f: _Fields) -> Invoke:
     )
 
 
-def _parse_error(f: _Fields) -> Error:
+def _parse_error(f: _Fields) -> m.Error:
     error = f.obj("error")
     e = _Fields("error.error", error)
     e.text("errorMessage")
@@ -207,23 +191,23 @@ def _parse_error(f: _Fields) -> Error:
     if trace is not None and not (
         isinstance(trace, list) and all(isinstance(line, str) for line in trace)
     ):
-        raise ProtocolError("error: 'error.stackTrace' must be a list of strings")
-    return Error(request_id=f.text("request_id"), error=error)
+        raise m.ProtocolError("error: 'error.stackTrace' must be a list of strings")
+    return m.Error(request_id=f.text("request_id"), error=error)
 
 
-def _parse_log(f: _Fields) -> Log:
+def _parse_log(f: _Fields) -> m.Log:
     stream = f.opt_text("stream") or "stdout"
-    if stream not in _LOG_STREAMS:
-        raise ProtocolError(f"log: field 'stream' must be 'stdout' or 'stderr', not {stream!r}")
-    return Log(request_id=f.text("request_id"), text=f.text("text"), stream=stream)
+    if stream not in m._LOG_STREAMS:
+        raise m.ProtocolError(f"log: field 'stream' must be 'stdout' or 'stderr', not {stream!r}")
+    return m.Log(request_id=f.text("request_id"), text=f.text("text"), stream=stream)
 
 
-def _parse_chunk(f: _Fields) -> Chunk:
+def _parse_chunk(f: _Fields) -> m.Chunk:
     total = f.integer("total", minimum=1)
     index = f.integer("index")
     if index >= total:
-        raise ProtocolError(f"chunk: index {index} is out of range for {total} chunks")
-    return Chunk(
+        raise m.ProtocolError(f"chunk: index {index} is out of range for {total} chunks")
+    return m.Chunk(
         message_id=f.text("message_id"),
         index=index,
         total=total,
@@ -233,25 +217,25 @@ def _parse_chunk(f: _Fields) -> Chunk:
     )
 
 
-_PARSERS: dict[str, Callable[[_Fields], Message]] = {
-    Invoke.TYPE: _parse_invoke,
-    Ack.TYPE: lambda f: Ack(request_id=f.text("request_id")),
-    Result.TYPE: lambda f: Result(request_id=f.text("request_id"), payload=f.value("payload")),
-    Error.TYPE: _parse_error,
-    Log.TYPE: _parse_log,
-    Ping.TYPE: lambda f: Ping(id=f.text("id")),
-    Pong.TYPE: lambda f: Pong(id=f.text("id")),
-    Chunk.TYPE: _parse_chunk,
-    Replaced.TYPE: lambda f: Replaced(
+_PARSERS: dict[str, Callable[[_Fields], m.Message]] = {
+    m.Invoke.TYPE: _parse_invoke,
+    m.Ack.TYPE: lambda f: m.Ack(request_id=f.text("request_id")),
+    m.Result.TYPE: lambda f: m.Result(request_id=f.text("request_id"), payload=f.value("payload")),
+    m.Error.TYPE: _parse_error,
+    m.Log.TYPE: _parse_log,
+    m.Ping.TYPE: lambda f: m.Ping(id=f.text("id")),
+    m.Pong.TYPE: lambda f: m.Pong(id=f.text("id")),
+    m.Chunk.TYPE: _parse_chunk,
+    m.Replaced.TYPE: lambda f: m.Replaced(
         app=f.text("app"), stage=f.text("stage"), reason=f.text("reason")
     ),
-    WhoAmIRequest.TYPE: lambda f: WhoAmIRequest(),
+    m.WhoAmIRequest.TYPE: lambda f: m.WhoAmIRequest(),
 }
 
 MESSAGE_TYPES = frozenset(_PARSERS)
 
 
-def _show(value: Json) -> str:
+def _show(value: m.Json) -> str:
     return f"{_json_type(value)} {_short(value)}" if value is not None else "null"
 
 
@@ -260,7 +244,7 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _json_type(value: Json) -> str:
+def _json_type(value: m.Json) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):  # not int | float: Python 3.9 runs this too
