@@ -258,7 +258,7 @@ def test_protocol_module_imports_only_the_standard_library() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pylive")
     }
-    assert all(name.startswith("pylive.in_lambda.protocol.") for name in pylive_modules)
+    assert all(name.startswith("pylive.in_lambda.protocol") for name in pylive_modules)
 
 
 # ---------------------------------------------------------------- splitting
