@@ -19,7 +19,8 @@ from pathlib import Path
 
 import common
 
-from pylive.cdk.bundle import bundle_function, find_uv
+from pylive.cdk.bundle import bundle_function
+from pylive.cdk.install import find_uv
 
 # Five direct dependencies (nine packages once resolved), pure Python and binary wheels.
 REQUIREMENTS = ["requests", "pyjwt", "python-dateutil", "attrs", "orjson"]

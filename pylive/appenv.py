@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pylive.cdk.bundle import find_requirements
 from pylive.cdk.manifest import AppManifest
+from pylive.cdk.requirements import find_requirements
 from pylive.cdk.shipped import runtime_files
 from pylive.config import AppConfig
 from pylive.errors import PyliveError
