@@ -73,7 +73,7 @@ async def _relay_with_runner(answer: Callable[[bytes], bytes]) -> AsyncIterator[
     """The real local relay API (gateway, router; yielded) with a connected runner whose
     pool answers every invocation at once with ``answer(event)``."""
     from pylive.emulator.relay_api import LocalRelayApi
-    from pylive.runner.pool import InvokeResult
+    from pylive.runner.invocation import InvokeResult
     from pylive.runner.relay import RelayClient
 
     class Pool:

@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pylive import protocol
 from pylive.runner.connections import ConnectionsClient, describe_failure
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay_answers import (
     MAX_MESSAGE_BYTES,
     RecentAnswers,

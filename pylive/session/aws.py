@@ -24,7 +24,8 @@ from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.relay_settings import RELAY_VARIABLE, Relay
-from pylive.runner.pool import InvokeResult, WorkerPool
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import WorkerPool
 from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
 from pylive.session.options import DevOptions
 from pylive.session.target import start_connected

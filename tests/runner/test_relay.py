@@ -28,7 +28,7 @@ from pylive.emulator.lambda_host import (
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.store import MemoryTable
 from pylive.emulator.ws_gateway import WebSocketGateway
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
 
 Handler = Callable[[str, bytes], Awaitable[InvokeResult]]

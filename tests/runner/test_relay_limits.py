@@ -25,7 +25,7 @@ from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.ws_gateway import GatewayLimits
 from pylive.runner import relay
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay import RelayClient
 
 pytestmark = pytest.mark.slow

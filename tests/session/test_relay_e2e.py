@@ -35,7 +35,7 @@ from pylive.emulator.relay_api import LOCAL_API_ID, router_principal, stub_princ
 from pylive.emulator.store import MemoryTable
 from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
 from pylive.relay_policy import api_arn
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
