@@ -152,7 +152,7 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
 
     from pylive import protocol
     from pylive.emulator.lambda_host import stub_function
-    from pylive.runner.relay import POST_CHUNK_BYTES
+    from pylive.runner.answer_posts import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}
     chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))

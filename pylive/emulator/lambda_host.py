@@ -36,7 +36,7 @@ import orjson
 from pylive.cdk.stub_code import stub_code_dir
 from pylive.relay_settings import StubSettings
 from pylive.runner.invocation import InvokeResult
-from pylive.runner.relay import RelayEndpoint
+from pylive.runner.relay_endpoint import RelayEndpoint
 from pylive.sandbox.context import LambdaContext
 from pylive.sandbox.errors import (
     RESPONSE_LIMIT_BYTES,

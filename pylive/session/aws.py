@@ -26,7 +26,8 @@ from pylive.errors import PyliveError
 from pylive.relay_settings import RELAY_VARIABLE, Relay
 from pylive.runner.invocation import InvokeResult
 from pylive.runner.pool import WorkerPool
-from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
+from pylive.runner.relay import RelayClient
+from pylive.runner.relay_endpoint import RelayEndpoint, SigningCredentials
 from pylive.session.options import DevOptions
 from pylive.session.target import start_connected
 

@@ -24,9 +24,9 @@ from pylive.cdk.stub_code import stub_code_dir
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.ws_gateway import GatewayLimits
-from pylive.runner import relay
 from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay import RelayClient
+from pylive.runner.tcp_keepalive import enable_tcp_keepalive
 
 pytestmark = pytest.mark.slow
 
@@ -214,7 +214,7 @@ def test_both_clients_turn_on_tcp_keepalive_well_inside_the_nat_timeout() -> Non
                 keepalive, idle = _keepalive_options(sock)
                 assert keepalive == 1 and idle < 350
             async with connect(cloud.api.site.signed_url(), compression=None) as ws:
-                relay._tcp_keepalive(ws)
+                enable_tcp_keepalive(ws)
                 keepalive, idle = _keepalive_options(ws.transport.get_extra_info("socket"))
                 assert keepalive == 1 and idle < 350
 

@@ -28,7 +28,7 @@ from pylive.emulator.lambda_host import (
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.ws_gateway import WebSocketGateway
 from pylive.runner.connections import ConnectionsClient
-from pylive.runner.relay import RelayEndpoint
+from pylive.runner.relay_endpoint import RelayEndpoint
 
 # This module's scenarios are bounded at 30 s.
 run = partial(bounded_run, timeout=30)
