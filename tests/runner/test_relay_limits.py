@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from pylive.cdk.stub_code import stub_code_dir
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
-from pylive.emulator.ws_gateway import GatewayLimits
+from pylive.emulator.ws_settings import GatewayLimits
 from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay import RelayClient
 from pylive.runner.tcp_keepalive import enable_tcp_keepalive
