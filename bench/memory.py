@@ -98,7 +98,7 @@ def one_session(app: Path, concurrency: int) -> dict[str, Any]:
         time.sleep(0.5)
         after = snapshot(runner)
         after["workers"] = common.count_workers(runner)
-        # Idle workers beyond the warmest one are reclaimed (pylive.runner.pool).
+        # Idle workers beyond the warmest one are reclaimed (pylive.runner.upkeep).
         t0 = time.perf_counter()
         deadline = time.monotonic() + RECLAIM_WAIT_S
         while common.count_workers(runner) > 1 and time.monotonic() < deadline:

@@ -73,7 +73,7 @@ async def _relay_with_runner(answer: Callable[[bytes], bytes]) -> AsyncIterator[
     """The real local relay API (gateway, router; yielded) with a connected runner whose
     pool answers every invocation at once with ``answer(event)``."""
     from pylive.emulator.relay_api import LocalRelayApi
-    from pylive.runner.pool import InvokeResult
+    from pylive.runner.invocation import InvokeResult
     from pylive.runner.relay import RelayClient
 
     class Pool:
@@ -152,7 +152,7 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
 
     from pylive.emulator.lambda_host import stub_function
     from pylive.in_lambda import protocol
-    from pylive.runner.relay import POST_CHUNK_BYTES
+    from pylive.runner.answer_posts import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}
     chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))

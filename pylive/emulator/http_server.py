@@ -30,7 +30,7 @@ from pylive.emulator.http_events import (
 )
 from pylive.emulator.routes import RouteTable
 from pylive.errors import ServeError
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 
 Invoke = Callable[[str, bytes], Awaitable[InvokeResult]]
 INTEGRATION_TIMEOUT_S = 30.0  # HTTP APIs wait at most 30 s for a Lambda integration

@@ -36,8 +36,8 @@ import orjson
 
 from pylive.cdk.shipped import handlers_dir
 from pylive.in_lambda.relay_settings import StubSettings
-from pylive.runner.pool import InvokeResult
-from pylive.runner.relay import RelayEndpoint
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.relay_endpoint import RelayEndpoint
 from pylive.sandbox.context import LambdaContext
 from pylive.sandbox.errors import (
     RESPONSE_LIMIT_BYTES,

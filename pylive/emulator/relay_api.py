@@ -30,7 +30,8 @@ from pylive.emulator.lambda_host import (
 )
 from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, Principal, new_key, role_session
 from pylive.emulator.store import MemoryTable
-from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
+from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.emulator.ws_settings import GatewayLimits
 from pylive.relay_policy import api_arn, policy_document, router_grants, stub_grants
 
 LOCAL_API_ID = "local"  # the local WebSocket API's id, in its ARNs

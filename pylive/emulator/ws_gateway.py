@@ -47,22 +47,16 @@ import json
 import logging
 import time
 import weakref
-from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from collections.abc import Collection, Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pylive.emulator import ws_connections
-from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, denial_message, developer
-from pylive.emulator.sigv4 import SignatureError, verify_authorization_header, verify_presigned
+from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, developer
 from pylive.emulator.ws_connections import ConnectionDetails
 from pylive.emulator.ws_events import (
     CONNECT_ROUTE,
@@ -80,70 +74,13 @@ from pylive.emulator.ws_events import (
     trace_id,
 )
 from pylive.emulator.ws_flow import Flows
-from pylive.emulator.ws_http import (
-    HEAD_TIMEOUT_S,
-    HttpRequest,
-    HttpResponse,
-    HttpSessions,
-    bind_connection_class,
-)
-
-Integration = Callable[[dict[str, Any], "IntegrationContext"], Awaitable[dict[str, Any] | None]]
+from pylive.emulator.ws_http import HttpRequest, HttpResponse, HttpSessions, bind_connection_class
+from pylive.emulator.ws_keys import GatewayKeys
+from pylive.emulator.ws_live import REASON_NORMAL, LiveConnection, disconnect_status, flow_dropped
+from pylive.emulator.ws_settings import GatewayLimits, GatewayStats, Integration, IntegrationContext
+from pylive.emulator.ws_upgrade import connect_refusal, reject, subprotocol
 
 _log = logging.getLogger(__name__)
-_REASON_NO_STATUS = "Client-side close frame status not set"
-_REASON_NORMAL = "Connection Closed Normally"
-
-
-@dataclass(frozen=True)
-class GatewayLimits:
-    """API Gateway's WebSocket quotas; shorten the timeouts in tests.
-
-    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
-    ("Idle Connection Timeout: 10 minutes", "Connection duration for WebSocket API: 2 hours").
-    ``flow_idle_timeout`` puts every client behind a NAT that silently forgets a flow idle
-    that long (a NAT gateway: 350 s); None: no NAT."""
-
-    frame_bytes: int = 32 * 1024
-    message_bytes: int = 128 * 1024
-    idle_timeout: float = 600.0
-    max_duration: float = 7200.0
-    integration_timeout: float = 29.0
-    head_timeout: float = HEAD_TIMEOUT_S  # a request head (or @connections request) unfinished
-    flow_idle_timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class IntegrationContext:
-    """The ``context`` an integration receives (a stand-in for the Lambda context)."""
-
-    aws_request_id: str
-    route_key: str
-    connections_url: str
-
-
-@dataclass
-class GatewayStats:
-    """Counters for benchmarks: @connections calls in total, per connection, per operation."""
-
-    connections_calls: int = 0
-    connections_calls_by_connection: Counter[str] = field(default_factory=Counter)
-    connections_calls_by_operation: Counter[str] = field(default_factory=Counter)
-    connects: int = 0
-    disconnects: int = 0
-    messages_in: int = 0
-    messages_out: int = 0
-
-
-@dataclass
-class _Live:
-    info: ConnectionInfo
-    last_active_ms: int
-    last_active: float  # loop time
-    opened: float  # loop time
-    ws: ServerConnection | None = None
-    subprotocol: str | None = None
-    server_close: tuple[int, str] | None = None  # why the gateway closed it
 
 
 class WebSocketGateway:
@@ -173,9 +110,8 @@ class WebSocketGateway:
         self.api_id = api_id
         self.region = region
         self.account = account
-        self._keys: dict[str, AccessKey] = {}
-        self.credentials: dict[str, str] | None = None
         self.developer = developer(account)  # whose keys ``credentials`` are
+        self._keys = GatewayKeys(self.developer)
         if credentials is not None:
             for key_id, secret in credentials.items():
                 self.add_key(AccessKey(key_id, secret, self.developer))
@@ -193,10 +129,10 @@ class WebSocketGateway:
             self._serve_http, max_body_bytes=8 * 1024 * 1024, head_timeout=self.limits.head_timeout
         )
         self._flows = Flows(self.limits.flow_idle_timeout, time.monotonic)
-        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, _Live] = (
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, LiveConnection] = (
             weakref.WeakKeyDictionary()
         )
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, LiveConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -236,7 +172,7 @@ class WebSocketGateway:
         if self._server is None:
             return
         for live in list(self._live.values()):  # no close handshake through a dead flow
-            if live.ws is not None and _flow_dropped(live.ws):
+            if live.ws is not None and flow_dropped(live.ws):
                 live.ws.transport.abort()
         self._server.close()
         self._sessions.close_all()
@@ -266,12 +202,14 @@ class WebSocketGateway:
     def connections_url(self) -> str:
         return f"http://{self.domain_name}/{self.stage}"
 
+    @property
+    def credentials(self) -> dict[str, str] | None:
+        """Access key → secret of every key accepted; None: no authorization."""
+        return self._keys.credentials
+
     def add_key(self, key: AccessKey) -> None:
         """Accept requests signed with ``key`` (and authorize them for its principal)."""
-        self._keys[key.access_key_id] = key
-        if self.credentials is None:
-            self.credentials = {}
-        self.credentials[key.access_key_id] = key.secret_access_key
+        self._keys.add(key)
 
     def arn(self, resource: str) -> str:
         """``arn:aws:execute-api:{region}:{account}:{api}/{stage}/{resource}``."""
@@ -285,24 +223,7 @@ class WebSocketGateway:
     ) -> tuple[str, str] | None:
         """Why a request signed by ``key_id`` may not do ``action`` on ``resource``: an
         error type and message, or None when it may."""
-        key = self._key(key_id)
-        if key.session_token is not None and token != key.session_token:
-            return "ForbiddenException", "The security token included in the request is invalid."
-        decision = key.principal.authorize(action, resource, source_ip)
-        if decision.allowed:
-            return None
-        message = denial_message(key.principal, action, resource, decision)
-        _log.warning("refused: %s", message)
-        return "AccessDeniedException", message
-
-    def _key(self, key_id: str) -> AccessKey:
-        """The key ``key_id`` (one the signature check accepted); a key added to
-        :attr:`credentials` directly is the developer's."""
-        key = self._keys.get(key_id)
-        if key is None:
-            secret = (self.credentials or {}).get(key_id, "")
-            key = self._keys[key_id] = AccessKey(key_id, secret, self.developer)
-        return key
+        return self._keys.authorize(key_id, token, action, resource, source_ip)
 
     @property
     def connection_ids(self) -> list[str]:
@@ -314,34 +235,19 @@ class WebSocketGateway:
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         if path.rstrip("/") != f"/{self.stage}":
-            return _reject(403, '{"message":"Forbidden"}')
+            return reject(403, '{"message":"Forbidden"}')
         headers = list(request.headers.raw_items())
         source_ip = str(ws.remote_address[0]) if ws.remote_address else "127.0.0.1"
         identity: dict[str, str] | None = None
         if self.credentials is not None:
-            try:
-                if request.headers.get("Authorization") is not None:
-                    key_id = verify_authorization_header(
-                        "GET", request.path, headers, b"", self.credentials
-                    )
-                    token = request.headers.get("X-Amz-Security-Token")
-                else:
-                    key_id = verify_presigned("GET", request.path, headers, self.credentials)
-                    token = dict(parse_qsl(query)).get("X-Amz-Security-Token")
-            except SignatureError as exc:
-                _log.info("$connect refused: %s", exc)
-                return _reject(403, '{"message":"Forbidden"}')
-            # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html
-            denied = self.authorize(
-                key_id, token, "execute-api:Invoke", self.arn(CONNECT_ROUTE), source_ip
-            )
-            if denied is not None:
-                return _reject(403, json.dumps({"Message": denied[1]}))
-            identity = self._key(key_id).principal.identity(key_id)
+            checked = self._keys.check_connect(request, self.arn(CONNECT_ROUTE), source_ip)
+            if isinstance(checked, Response):
+                return checked
+            identity = checked
         now_ms = _now_ms()
         loop_now = asyncio.get_running_loop().time()
         info = ConnectionInfo(new_id(), now_ms, source_ip, request.headers.get("User-Agent"))
-        live = _Live(info, now_ms, loop_now, loop_now)
+        live = LiveConnection(info, now_ms, loop_now, loop_now)
         integration = self.routes.get(CONNECT_ROUTE)
         if integration is not None:
             headers += [
@@ -354,14 +260,14 @@ class WebSocketGateway:
             try:
                 result = await self._invoke(integration, CONNECT_ROUTE, event)
             except TimeoutError:
-                return _reject(504, '{"message": "Endpoint request timed out"}')
+                return reject(504, '{"message": "Endpoint request timed out"}')
             except Exception:
                 _log.exception("the $connect integration failed")
-                return _reject(502, '{"message": "Internal server error"}')
-            refusal = _connect_refusal(result)
+                return reject(502, '{"message": "Internal server error"}')
+            refusal = connect_refusal(result)
             if refusal is not None:
                 return refusal
-            live.subprotocol = _subprotocol(result)
+            live.subprotocol = subprotocol(result)
         self._handshakes[ws] = live
         return None
 
@@ -389,10 +295,10 @@ class WebSocketGateway:
             if self._live.get(live.info.connection_id) is live:
                 del self._live[live.info.connection_id]
             await ws.wait_closed()
-            code, reason = _disconnect_status(live, ws)
+            code, reason = disconnect_status(live, ws)
             self._spawn(self._disconnect(live, code, reason))
 
-    async def _receive(self, live: _Live, ws: ServerConnection) -> None:
+    async def _receive(self, live: LiveConnection, ws: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
         while True:
             idle_end = live.last_active + self.limits.idle_timeout
@@ -400,7 +306,7 @@ class WebSocketGateway:
             remaining = min(idle_end, age_end) - loop.time()
             if remaining <= 0:
                 live.server_close = (1001, "")
-                if _flow_dropped(ws):  # no close handshake through a dead flow
+                if flow_dropped(ws):  # no close handshake through a dead flow
                     ws.transport.abort()
                 else:
                     await ws.close(1001, "Going away")
@@ -420,7 +326,7 @@ class WebSocketGateway:
             self.stats.messages_in += 1
             self._spawn(self._on_message(live, message))
 
-    async def _on_message(self, live: _Live, body: str) -> None:
+    async def _on_message(self, live: LiveConnection, body: str) -> None:
         connection_id = live.info.connection_id
         route = select_route(body, self._selection, self._message_routes)
         if route is None:
@@ -444,7 +350,7 @@ class WebSocketGateway:
             reply = result["body"]
             await self._send(live, reply if isinstance(reply, str) else _json(reply))
 
-    async def _disconnect(self, live: _Live, code: int, reason: str) -> None:
+    async def _disconnect(self, live: LiveConnection, code: int, reason: str) -> None:
         self.stats.disconnects += 1
         integration = self.routes.get(DISCONNECT_ROUTE)
         if integration is None:
@@ -474,7 +380,7 @@ class WebSocketGateway:
         async with asyncio.timeout(self.limits.integration_timeout):
             return await integration(event, context)
 
-    async def _send(self, live: _Live, frame: str | bytes) -> bool:
+    async def _send(self, live: LiveConnection, frame: str | bytes) -> bool:
         if live.ws is None:
             return False
         try:
@@ -485,7 +391,7 @@ class WebSocketGateway:
         self.stats.messages_out += 1
         return True
 
-    def _touch(self, live: _Live) -> None:
+    def _touch(self, live: LiveConnection) -> None:
         live.last_active_ms = _now_ms()
         live.last_active = asyncio.get_running_loop().time()
 
@@ -535,12 +441,12 @@ class WebSocketGateway:
         live = self._live.pop(connection_id, None)
         if live is None or live.ws is None:
             return False
-        live.server_close = (1000, _REASON_NORMAL)
+        live.server_close = (1000, REASON_NORMAL)
         self._spawn(live.ws.close(1000, ""))
         return True
 
 
-# ---------------------------------------------------------------- pure helpers
+# ---------------------------------------------------------------- helpers
 
 
 def _now_ms() -> int:
@@ -549,66 +455,3 @@ def _now_ms() -> int:
 
 def _json(value: Any) -> str:
     return json.dumps(value)
-
-
-def _reject(status: int, body: str) -> Response:
-    """An HTTP response refusing the upgrade (any status, unlike ``ServerConnection.respond``)."""
-    data = body.encode()
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(data))),
-            ("Connection", "close"),
-        ]
-    )
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return Response(status, phrase, headers, data)
-
-
-def _connect_refusal(result: object) -> Response | None:
-    """The handshake refusal a $connect integration result asks for, if any."""
-    if not isinstance(result, dict) or result.get("statusCode") is None:
-        return None
-    status = result["statusCode"]
-    if isinstance(status, str) and status.isdigit():
-        status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        return _reject(502, '{"message": "Internal server error"}')
-    if 200 <= status < 300:
-        return None
-    body = result.get("body")
-    return _reject(status, body if isinstance(body, str) else "")
-
-
-def _subprotocol(result: object) -> str | None:
-    if not isinstance(result, dict) or not isinstance(result.get("headers"), dict):
-        return None
-    for name, value in result["headers"].items():
-        if str(name).lower() == "sec-websocket-protocol" and isinstance(value, str):
-            return value
-    return None
-
-
-def _flow_dropped(ws: ServerConnection) -> bool:
-    flow = getattr(ws, "flow", None)
-    return flow is not None and bool(flow.dropped)
-
-
-def _disconnect_status(live: _Live, ws: ServerConnection) -> tuple[int, str]:
-    """``disconnectStatusCode``/``disconnectReason`` of a closed connection."""
-    if live.server_close is not None:
-        return live.server_close
-    protocol = ws.protocol
-    received, sent = protocol.close_rcvd, protocol.close_sent
-    if received is not None and protocol.close_rcvd_then_sent is not False:
-        if received.code == 1005:
-            return 1005, _REASON_NO_STATUS
-        if received.code == 1000 and not received.reason:
-            return 1000, _REASON_NORMAL
-        return received.code, received.reason
-    if sent is not None:  # the gateway closed it, e.g. 1009 for an oversized frame
-        return sent.code, sent.reason
-    return 1006, ""

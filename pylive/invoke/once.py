@@ -18,7 +18,8 @@ from pylive.emulator.limits import (
     LAMBDA_REQUEST_MESSAGE,
 )
 from pylive.errors import UsageError
-from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import PoolOptions, WorkerPool
 
 
 def read_event(event: str | None, event_file: Path | None) -> bytes:

@@ -8,64 +8,32 @@ request does not pay for the import.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pylive.cdk.manifest import FunctionSpec
-from pylive.runner import memory
 from pylive.runner.environment import function_arn, lambda_environment
+from pylive.runner.exits import ExitStatuses
+from pylive.runner.function_state import FunctionState
+from pylive.runner.invocation import InvokeResult, call_worker, new_trace_id, since
 from pylive.runner.preload import Preloads
 from pylive.runner.record import Invocation, InvocationLog
-from pylive.runner.worker import OutputSink, Worker, WorkerDied
-from pylive.runner.zygote import Zygote, ZygoteError
-from pylive.sandbox.errors import (
-    CANCELLED,
-    OUT_OF_MEMORY,
-    RESPONSE_LIMIT_BYTES,
-    RESPONSE_TOO_LARGE,
-    error_fields,
-    exit_error,
-    init_timeout_error,
-    one_line,
-    response_too_large_error,
-    timeout_error,
-)
+from pylive.runner.spawn import InitFailed, init_error_hint, spawn_worker
+from pylive.runner.upkeep import reclaim_idle, watch_memory
+from pylive.runner.worker import OutputSink, Worker
+from pylive.runner.zygote import Zygote
+from pylive.sandbox.errors import CANCELLED, error_fields, one_line
+from pylive.sandbox.frames import InvokeFrame
 
-INIT_TIMEOUT = 10.0  # Lambda's init phase limit
 # Idle workers beyond each function's warmest one are stopped after this long, as Lambda
 # reclaims idle execution environments, so memory comes back after a burst of load.
 IDLE_RECLAIM_S = 30.0
-EXIT_REPORT_TIMEOUT = 2.0
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """What a Lambda Invoke returns: the payload, and whether it is a function error."""
-
-    ok: bool
-    body: bytes
-    content_type: str = "application/json"
-    request_id: str = ""
-    duration_ms: float = 0.0
-
-    @property
-    def error_type(self) -> str | None:
-        if self.ok:
-            return None
-        try:
-            value = json.loads(self.body).get("errorType")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -85,29 +53,12 @@ class PoolOptions:
     record: InvocationLog | None = None  # remembers every invocation (what the console shows)
 
 
-@dataclass
-class _FunctionState:
-    spec: FunctionSpec
-    env: dict[str, str]
-    generation: int = 0
-    idle: deque[Worker] = field(default_factory=deque)
-    busy: set[Worker] = field(default_factory=set)
-    warming: list[asyncio.Task[Worker | bytes]] = field(default_factory=list)
-    files: set[str] = field(default_factory=set)
-    init_failed: bool = True  # until a worker imports the handler, any change may fix it
-    debug_port: int | None = None
-    # While debugging, each function has one worker (one debugger port): calls queue here.
-    serial: asyncio.Lock | None = None
-    arn: str = ""
-
-
 class WorkerPool:
     def __init__(self, python: Path, root: Path, options: PoolOptions) -> None:
         self._root = root.resolve()
         self._options = options
-        self._functions: dict[str, _FunctionState] = {}
-        self._exits: dict[int, asyncio.Future[str]] = {}
-        self._exit_reports: dict[int, str] = {}
+        self._functions: dict[str, FunctionState] = {}
+        self._exits = ExitStatuses()
         self._preloads = Preloads(options.preload_file, self._root)
         self._python = python
         self._zygote = self._new_zygote()
@@ -120,7 +71,7 @@ class WorkerPool:
             self._python,
             cwd=self._root,
             env=dict(self._options.base_env),
-            on_exit=self._worker_exited,
+            on_exit=self._exits.reported,
             preload=sorted(self._preloads.modules),
             # Frozen stdlib modules hide their source from the debugger.
             python_flags=["-Xfrozen_modules=off"] if debugging else [],
@@ -133,9 +84,10 @@ class WorkerPool:
         (or has reported its init error)."""
         await self._zygote.start()
         if self._options.memory_limit:
-            self._tasks.add(asyncio.create_task(self._watch_memory()))
+            self._tasks.add(asyncio.create_task(watch_memory(self._functions)))
         if self._options.idle_reclaim_s is not None:
-            self._tasks.add(asyncio.create_task(self._reclaim_idle(self._options.idle_reclaim_s)))
+            idle_s = self._options.idle_reclaim_s
+            self._tasks.add(asyncio.create_task(reclaim_idle(self._functions, idle_s)))
         self.set_functions(functions, warm=warm)
         await self.warmed()
 
@@ -214,7 +166,7 @@ class WorkerPool:
             env = lambda_environment(spec, region=self._options.region, base=self._options.base_env)
             if debug_port is not None:
                 env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-            self._functions[function_id] = _FunctionState(
+            self._functions[function_id] = FunctionState(
                 spec,
                 env,
                 debug_port=debug_port,
@@ -250,7 +202,7 @@ class WorkerPool:
             self._retire(state)
             self.warm(function_id, reason="reload")
 
-    def _retire(self, state: _FunctionState) -> None:
+    def _retire(self, state: FunctionState) -> None:
         state.generation += 1
         for task in state.warming:
             task.cancel()
@@ -267,31 +219,28 @@ class WorkerPool:
         task.add_done_callback(lambda t: self._warmed(state, t, reason, started))
 
     def _warmed(
-        self, state: _FunctionState, task: asyncio.Task[Worker | bytes], reason: str, t0: float
+        self, state: FunctionState, task: asyncio.Task[Worker], reason: str, t0: float
     ) -> None:
         if task.cancelled():
             return
+        outcome = task.exception() or task.result()
         if task in state.warming:
             # Not claimed by an invocation: it becomes an idle worker.
             state.warming.remove(task)
-            outcome = task.exception() or task.result()
             if isinstance(outcome, Worker):
                 if outcome.generation == state.generation:
                     outcome.idle_since = time.monotonic()
                     state.idle.append(outcome)
                 else:
                     outcome.kill()
-        else:
-            outcome = task.exception() or task.result()
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(outcome, Worker):
             if reason == "reload":
                 self._options.events(f"{state.spec.id}: reloaded in {ms:.0f} ms")
-        elif isinstance(outcome, bytes):
-            self._options.events(
-                f"{state.spec.id}: {one_line(outcome)}{self._hint(state, outcome)}"
-            )
-        elif isinstance(outcome, BaseException):
+        elif isinstance(outcome, InitFailed):
+            error = outcome.error
+            self._options.events(f"{state.spec.id}: {one_line(error)}{self._hint(state, error)}")
+        else:
             self._options.events(f"{state.spec.id}: could not start a worker: {outcome}")
 
     # -- invocation ------------------------------------------------------------------------
@@ -316,7 +265,7 @@ class WorkerPool:
 
     async def _invoke(
         self,
-        state: _FunctionState,
+        state: FunctionState,
         event: bytes,
         request_id: str | None,
         client_context: dict[str, Any] | None,
@@ -341,7 +290,7 @@ class WorkerPool:
 
     async def _run(
         self,
-        state: _FunctionState,
+        state: FunctionState,
         event: bytes,
         request_id: str,
         client_context: dict[str, Any] | None,
@@ -352,113 +301,48 @@ class WorkerPool:
         timeout = self._options.timeout_override or state.spec.timeout
         started = time.perf_counter()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
-        acquired = await self._acquire(state)
-        if isinstance(acquired, bytes):
+        try:
+            worker = await self._acquire(state)
+        except InitFailed as failed:
             if record is not None:
                 record.cold = True  # the worker's init failed
-            if hint := self._hint(state, acquired):
+            if hint := self._hint(state, failed.error):
                 self._options.output(state.spec.id, f"[pylive] hint:{hint.removeprefix(' ->')}")
-            return InvokeResult(False, acquired, request_id=request_id, duration_ms=_since(started))
-        worker = acquired
+            return InvokeResult(
+                False, failed.error, request_id=request_id, duration_ms=since(started)
+            )
         if record is not None:
             worker.record = record
             if worker.invocations == 0:
                 record.cold, record.init_ms = True, round(worker.init_ms, 1)
         worker.invocations += 1
-        header = {
-            "t": "invoke",
-            "id": request_id,
-            "deadline_ms": deadline_ms,
-            "arn": state.arn,
-            "trace_id": trace_id or _trace_id(),
-            "client_context": client_context,
-            "identity": identity,
-        }
+        frame = InvokeFrame(
+            request_id,
+            deadline_ms,
+            state.arn,
+            trace_id or new_trace_id(),
+            client_context,
+            identity,
+        )
         state.busy.add(worker)
         try:
-            async with asyncio.timeout(deadline_ms / 1000 - time.time()):
-                reply, body = await worker.invoke(header, event)
-            if len(body) > RESPONSE_LIMIT_BYTES and reply["t"] == "result":
-                worker.kill()  # Lambda refused the answer: its runtime exits
-                self._too_large(state, len(body), record)
-                body = response_too_large_error()
-                reply = {**reply, "t": "error", "ct": "application/json"}
-        except TimeoutError:
-            worker.kill()
-            body = timeout_error(request_id, timeout)
-            self._report(state, body, record)
-            return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
-        except WorkerDied:
-            status = await self._exit_status(worker.pid)
-            if worker.out_of_memory_mb is not None:
-                # Lambda kills the sandbox: the exit it reports, under its own errorType.
-                body = exit_error(request_id, status, error_type=OUT_OF_MEMORY)
-                report = memory.out_of_memory_report(
-                    state.spec.id, worker.out_of_memory_mb, state.spec.memory
-                )
-                self._show(state, report, record)
-            else:
-                body = exit_error(request_id, status)
-            self._report(state, body, record)
-            return InvokeResult(False, body, request_id=request_id, duration_ms=_since(started))
+            return await call_worker(
+                worker,
+                state,
+                frame,
+                event,
+                timeout=timeout,
+                started=started,
+                exits=self._exits,
+                output=self._options.output,
+                record=record,
+            )
         finally:
             state.busy.discard(worker)
             self._release(state, worker)
-        ok = reply["t"] == "result"
-        if record is not None and "mem" in reply:
-            record.memory_mb = round(reply["mem"] / 1024, 1)
-        return InvokeResult(
-            ok,
-            body,
-            content_type=reply.get("ct", "application/json"),
-            request_id=request_id,
-            duration_ms=_since(started),
-        )
 
-    async def _watch_memory(self) -> None:
-        """Stop busy workers over their function's memory size (see pylive.runner.memory)."""
-        while True:
-            await asyncio.sleep(memory.WATCH_INTERVAL_S)
-            for state in self._functions.values():
-                for worker in state.busy:
-                    if worker.dead:
-                        continue
-                    used = memory.rss_mb(worker.pid)
-                    if used is not None and used > state.spec.memory:
-                        worker.out_of_memory_mb = used
-                        worker.kill()
-
-    async def _reclaim_idle(self, idle_s: float) -> None:
-        """Stop workers idle for ``idle_s``, keeping each function's most recently used one
-        so the next invocation stays warm."""
-        interval = min(max(idle_s / 2, 0.05), 5.0)
-        while True:
-            await asyncio.sleep(interval)
-            cutoff = time.monotonic() - idle_s
-            for state in self._functions.values():
-                # The deque's right end is the most recently released worker.
-                while len(state.idle) > 1 and state.idle[0].idle_since <= cutoff:
-                    state.idle.popleft().kill()
-
-    def _too_large(self, state: _FunctionState, size: int, record: Invocation | None) -> None:
-        line = (
-            f"{RESPONSE_TOO_LARGE}: the response is {size} bytes, over Lambda's limit of "
-            f"{RESPONSE_LIMIT_BYTES} bytes (return a reference, such as an S3 URL, instead)"
-        )
-        self._show(state, line, record)
-
-    def _report(self, state: _FunctionState, error: bytes, record: Invocation | None) -> None:
-        """Show an error the runtime raised (no handler code did: a timeout, an exit) among
-        the function's output, as Lambda writes it to the function's log."""
-        self._show(state, json.loads(error)["errorMessage"], record)
-
-    def _show(self, state: _FunctionState, line: str, record: Invocation | None) -> None:
-        """A line of the runtime's own among the function's output, and in its record."""
-        self._options.output(state.spec.id, line)
-        if record is not None:
-            record.add_output(line)
-
-    async def _acquire(self, state: _FunctionState) -> Worker | bytes:
+    async def _acquire(self, state: FunctionState) -> Worker:
+        """An idle worker, else a new one (raises InitFailed when its init fails)."""
         while state.idle:
             worker = state.idle.pop()  # the most recently used one is the warmest
             if not worker.dead and worker.generation == state.generation:
@@ -468,99 +352,30 @@ class WorkerPool:
         task = state.warming.pop(0) if state.warming else asyncio.create_task(self._spawn(state))
         return await task
 
-    def _release(self, state: _FunctionState, worker: Worker) -> None:
+    def _release(self, state: FunctionState, worker: Worker) -> None:
         if worker.dead or worker.generation != state.generation:
             worker.kill()
             return
         worker.idle_since = time.monotonic()
         state.idle.append(worker)
 
-    async def _spawn(self, state: _FunctionState) -> Worker | bytes:
-        """A ready worker, or the init error (bytes) its handler import raised."""
-        generation = state.generation
-        spec = {
-            "handler": state.spec.handler,
-            "code_dir": state.spec.code_dir,
-            "env": state.env,
-            "debug_port": state.debug_port,
-            "debug_wait": self._options.debug_wait,
-        }
-        try:
-            spawned = await self._zygote.spawn(spec)
-        except ZygoteError:
-            await self._zygote.close()
-            await self._zygote.start()
-            spawned = await self._zygote.spawn(spec)
-        worker = await Worker.attach(state.spec.id, generation, spawned, self._options.output)
-        try:
-            init_error = await worker.wait_ready(INIT_TIMEOUT)
-        except asyncio.CancelledError:
-            worker.kill()
-            raise
-        except TimeoutError:
-            worker.kill()
-            return init_timeout_error(INIT_TIMEOUT)
-        except WorkerDied:
-            status = await self._exit_status(worker.pid)
-            return exit_error("", status)
-        if init_error is not None:
-            if generation == state.generation:
-                state.init_failed = True
-            return init_error
-        if generation == state.generation:
-            state.init_failed = False
-            state.files = {
-                p for p in map(os.path.realpath, worker.files) if self._preloads.is_app_file(p)
-            }
-            fresh = self._preloads.learn(worker.modules, worker.files, worker.uses)
-            if fresh:
-                with contextlib.suppress(ZygoteError, OSError):
-                    self._zygote.preload(fresh)
-        return worker
+    async def _spawn(self, state: FunctionState) -> Worker:
+        return await spawn_worker(
+            state,
+            lambda: self._zygote,
+            self._preloads,
+            self._exits,
+            debug_wait=self._options.debug_wait,
+            output=self._options.output,
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _hint(self, state: _FunctionState, error: bytes) -> str:
+    def _hint(self, state: FunctionState, error: bytes) -> str:
         """`` -> <what to do>`` for an init error pylive knows a fix for, else empty."""
-        try:
-            message = json.loads(error).get("errorMessage", "")
-        except (ValueError, AttributeError):
-            return ""
-        hint = self._options.hint(state.spec.code_dir, message) if isinstance(message, str) else ""
-        return f" -> {hint}" if hint else ""
+        return init_error_hint(self._options.hint, state.spec.code_dir, error)
 
     def _all_imported(self) -> bool:
         """Whether every function imported its handler (then the workers said what the app
         uses, and the pre-imports it no longer uses may be forgotten)."""
         return bool(self._functions) and not any(s.init_failed for s in self._functions.values())
-
-    def _worker_exited(self, pid: int, status: str) -> None:
-        future = self._exits.pop(pid, None)
-        if future is not None and not future.done():
-            future.set_result(status)
-        else:
-            self._exit_reports[pid] = status
-            if len(self._exit_reports) > 1000:
-                self._exit_reports.pop(next(iter(self._exit_reports)))
-
-    async def _exit_status(self, pid: int) -> str:
-        if pid in self._exit_reports:
-            return self._exit_reports.pop(pid)
-        future = asyncio.get_running_loop().create_future()
-        self._exits[pid] = future
-        try:
-            return await asyncio.wait_for(future, EXIT_REPORT_TIMEOUT)
-        except TimeoutError:
-            return "unknown exit status"
-        finally:
-            self._exits.pop(pid, None)
-
-
-def _since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
-def _trace_id() -> str:
-    """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
-    root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
-    return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"

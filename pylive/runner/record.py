@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from pylive.runner.event_source import http_head, infer_source
+
 MAX_RECORDS = 500  # invocations kept in memory (and about as many in the file)
 MAX_PAYLOAD_BYTES = 32 * 1024  # of an event or a result, kept in a record; more is cut
 MAX_OUTPUT_BYTES = 32 * 1024  # of one invocation's output lines
@@ -131,9 +133,9 @@ class Invocation:
     def http_request(self) -> tuple[str, str, str] | None:
         """``(method, raw path, route key)`` of an HTTP API (payload 2.0) request, else None.
         The terminal prints it for every request: the events pylive's HTTP API builds are
-        read without decoding them whole (see :func:`_http_head`)."""
+        read without decoding them whole (see :func:`pylive.runner.event_source.http_head`)."""
         if self._http is _UNSET:
-            head = _http_head(self.event)
+            head = http_head(self.event)
             if head is None:
                 event = self.event_value()
                 http = event.get("requestContext", {}) if isinstance(event, dict) else None
@@ -391,59 +393,3 @@ def _decode(payload: bytes) -> Any:
             return json.loads(payload)
         except ValueError:
             return payload.decode("utf-8", "replace")
-
-
-_HTTP_HEAD = b'{"version":"2.0","routeKey":"'
-
-
-def _http_head(event: bytes) -> tuple[str, str, str] | None:
-    """Method, raw path and route key from the start of an event as pylive's HTTP API
-    serializes it (``{"version":"2.0","routeKey":"GET /x","rawPath":"/x",...``); None for
-    anything else (or anything escaped), which is then decoded whole."""
-    if not event.startswith(_HTTP_HEAD):
-        return None
-    start = len(_HTTP_HEAD)
-    end = event.find(b'"', start)
-    after = b'","rawPath":"'
-    if end < 0 or not event.startswith(after, end):
-        return None
-    path_end = event.find(b'"', end + len(after))
-    key, path = event[start:end], event[end + len(after) : path_end]
-    if path_end < 0 or b"\\" in key or b"\\" in path or b" " not in key or key[:4] == b"ANY ":
-        return None
-    return key.split(b" ", 1)[0].decode(), path.decode(), key.decode()
-
-
-def infer_source(event: Any) -> str:
-    """Which AWS service an event comes from, by its shape: ``http GET /items/{id}``,
-    ``sqs``, ``s3``, ``eventbridge``, ``schedule``, ``dynamodb``, ``sns``, else ``direct``.
-
-    The shapes are those of AWS's documented sample events (see pylive.invoke.sample_events)."""
-    if not isinstance(event, dict):
-        return "direct"
-    context = event.get("requestContext")
-    if isinstance(context, dict):
-        http = context.get("http")
-        if isinstance(http, dict):  # HTTP API, payload format 2.0
-            key = event.get("routeKey")
-            if isinstance(key, str) and key != "$default":
-                return f"http {key}"
-            return f"http {http.get('method', '')} {http.get('path', '')}".rstrip()
-        if "httpMethod" in event:  # REST API or payload format 1.0
-            return f"http {event.get('httpMethod')} {event.get('path', '')}".rstrip()
-        if "connectionId" in context:
-            return f"websocket {context.get('routeKey', '')}".rstrip()
-    records = event.get("Records")
-    if isinstance(records, list) and records and isinstance(records[0], dict):
-        first = records[0]
-        name = first.get("eventSource") or first.get("EventSource") or ""
-        known = {"aws:sqs": "sqs", "aws:s3": "s3", "aws:dynamodb": "dynamodb", "aws:sns": "sns"}
-        if name in known:
-            return known[name]
-        if isinstance(name, str) and name.startswith("aws:"):
-            return name[4:]
-    if "detail-type" in event and "source" in event:
-        if event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events":
-            return "schedule"
-        return "eventbridge"
-    return "direct"

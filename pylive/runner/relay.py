@@ -37,30 +37,27 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import urlencode
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pylive.in_lambda import protocol
-from pylive.in_lambda.signing import Signer
+from pylive.runner.answer_posts import AnswerPoster
 from pylive.runner.connections import ConnectionsClient, describe_failure
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay_answers import (
     MAX_MESSAGE_BYTES,
     RecentAnswers,
     answer_of,
     internal_error,
-    request_id_of,
     unknown_function,
-    within_limit,
 )
+from pylive.runner.relay_endpoint import CredentialsSource, RelayEndpoint, SigningCredentials
+from pylive.runner.tcp_keepalive import enable_tcp_keepalive
 from pylive.sandbox.errors import RELAY_ERROR, error_fields
 
 ACK_AFTER_S = 0.1
@@ -70,26 +67,13 @@ TICK_S = 1.0  # how often the watchdog looks at the clocks
 SLEPT_S = 3.0  # wall time gained over monotonic time that means the machine was asleep
 CREDENTIALS_REFRESH_S = 5 * 60  # botocore renews temporary credentials 10-15 min early
 RENEW_AFTER_S = 110 * 60  # ... and any connection after 2 hours
-POST_CHUNK_BYTES = 120 * 1024  # @connections accepts 128 KB per message
-CHUNK_POSTS_IN_FLIGHT = 8  # the chunks of one large answer posted at the same time
 ANSWERS_KEPT = 64  # recent answers kept for a stub that asks again after a reconnect
 ANSWER_KEEP_S = 120.0
 ANSWERS_KEPT_BYTES = 32 * 1024 * 1024
-TCP_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 5.0
 
 Outcome = Literal["stopped", "replaced"]
-
-
-@dataclass(frozen=True)
-class SigningCredentials:
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-
-CredentialsSource = Callable[[], SigningCredentials]
 
 
 class Invoker(Protocol):
@@ -103,28 +87,6 @@ class Invoker(Protocol):
         identity: dict[str, Any] | None = None,
         trace_id: str | None = None,
     ) -> InvokeResult: ...
-
-
-@dataclass(frozen=True)
-class RelayEndpoint:
-    """Where the relay API is and who the runner is; the credentials sign $connect and the
-    @connections calls."""
-
-    ws_url: str
-    connections_url: str
-    app: str
-    stage: str
-    region: str
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-    def signer(self) -> Signer:
-        return Signer(self.access_key_id, self.secret_access_key, self.session_token, self.region)
-
-    def signed_url(self) -> str:
-        query = urlencode({"role": "runner", "app": self.app, "stage": self.stage})
-        return self.signer().presign(f"{self.ws_url}?{query}", expires=300)
 
 
 class RelayClient:
@@ -161,6 +123,7 @@ class RelayClient:
         self.connected = asyncio.Event()
         self.connects = 0
         self.connections = ConnectionsClient(endpoint.connections_url, endpoint.signer())
+        self._poster = AnswerPoster(self.connections, lambda line: self.log(line))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_received = time.monotonic()
         # Where each running invocation's answer goes (the stub may reconnect meanwhile).
@@ -192,7 +155,7 @@ class RelayClient:
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
                     continue
                 backoff = BACKOFF_FIRST_S
-                _tcp_keepalive(ws)
+                enable_tcp_keepalive(ws)
                 self.connects += 1
                 if self.connects > 1:
                     self.log("relay connection restored")
@@ -414,43 +377,7 @@ class RelayClient:
         self._spawn(self._answer(reply_to, protocol.Ack(request_id)))
 
     async def _answer(self, reply_to: str, message: protocol.Message) -> None:
-        encoded = within_limit(message, protocol.encode(message))
-        frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
-        try:
-            if len(frames) == 1:
-                delivered = await self.connections.post(reply_to, frames[0].encode())
-            else:
-                delivered = await self._post_chunks(reply_to, frames)
-        except (OSError, TimeoutError, RuntimeError) as exc:
-            what = f"the {message.TYPE} of {request_id_of(message)}"
-            self.log(f"could not send {what}: {describe_failure(exc)}")
-            return
-        if not delivered:
-            self.log(f"the stub waiting for {request_id_of(message)} is gone; answer dropped")
-
-    async def _post_chunks(self, reply_to: str, frames: list[str]) -> bool:
-        """Post a large answer's chunks a few at a time: each POST is a network round trip to
-        API Gateway, and the stub reassembles chunks in any order. False when it is gone."""
-        gate = asyncio.Semaphore(CHUNK_POSTS_IN_FLIGHT)
-        gone = failed = False
-
-        async def post(frame: str) -> None:
-            nonlocal gone, failed
-            async with gate:
-                if gone or failed:
-                    return  # the answer cannot arrive whole any more
-                try:
-                    if not await self.connections.post(reply_to, frame.encode()):
-                        gone = True
-                except BaseException:
-                    failed = True
-                    raise
-
-        outcomes = await asyncio.gather(*(post(f) for f in frames), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return not gone
+        await self._poster.post(reply_to, message)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -463,16 +390,3 @@ class RelayClient:
         _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         for task in pending:
             task.cancel()
-
-
-def _tcp_keepalive(ws: ClientConnection) -> None:
-    """Kernel keepalive probes on the connection's socket: they keep NAT mappings alive and
-    find a peer that is gone."""
-    sock = ws.transport.get_extra_info("socket")
-    if sock is None:
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in TCP_KEEPALIVE:
-        option = getattr(socket, name, None)
-        if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)

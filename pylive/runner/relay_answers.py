@@ -11,7 +11,7 @@ from collections import OrderedDict
 import orjson
 
 from pylive.in_lambda import protocol
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.sandbox.errors import HANDLER_NOT_FOUND, PYLIVE_ERROR, RELAY_ERROR, error_fields
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

@@ -9,7 +9,8 @@ import asyncio
 import json
 import os
 
-from pylive.runner.relay import KEEPALIVE_S, PROBE_TIMEOUT_S, TICK_S, RelayClient, RelayEndpoint
+from pylive.runner.relay import KEEPALIVE_S, PROBE_TIMEOUT_S, TICK_S, RelayClient
+from pylive.runner.relay_endpoint import RelayEndpoint
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pylive.runner.zygote import SpawnedWorker
-from pylive.sandbox.frames import FRAME_PREFIX, pack_frame
+from pylive.sandbox.frames import FRAME_PREFIX, AnswerFrame, InvokeFrame, ReadyFrame, pack_frame
 
 if TYPE_CHECKING:
     from pylive.runner.record import Invocation
@@ -65,17 +65,19 @@ class Worker:
     async def wait_ready(self, timeout: float) -> bytes | None:
         """Wait for the handler import. None when ready, else the init error payload."""
         header, body = await asyncio.wait_for(self._read(), timeout)
-        if header["t"] == "ready":
-            self.init_ms = header["init_ms"]
-            self.files = [path for _name, path in header["modules"]]
-            self.modules = [name for name, _path in header["modules"]]
-            self.uses = header.get("uses", [])
-            return None
-        return body
+        ready = ReadyFrame.decode(header)
+        if ready is None:
+            return body
+        self.init_ms = ready.init_ms
+        self.files = [path for _name, path in ready.modules]
+        self.modules = [name for name, _path in ready.modules]
+        self.uses = ready.uses
+        return None
 
-    async def invoke(self, header: dict[str, Any], event: bytes) -> tuple[dict[str, Any], bytes]:
-        self._writer.write(pack_frame(header, event))
-        return await self._read()
+    async def invoke(self, frame: InvokeFrame, event: bytes) -> tuple[AnswerFrame, bytes]:
+        self._writer.write(pack_frame(frame.encode(), event))
+        header, body = await self._read()
+        return AnswerFrame.decode(header), body
 
     async def _read(self) -> tuple[dict[str, Any], bytes]:
         try:

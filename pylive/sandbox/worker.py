@@ -31,7 +31,7 @@ from .errors import (
     marshal,
     user_trace,
 )
-from .frames import Channel
+from .frames import INIT_ERROR, AnswerFrame, Channel, InvokeFrame, ReadyFrame
 
 
 def load_handler(handler: str) -> Any:
@@ -184,16 +184,16 @@ def run_worker(spec: dict[str, Any], sock: socket.socket, out_fd: int) -> NoRetu
         handler = load_handler(spec["handler"])
     except Fault as fault:
         error = make_error(fault.message, fault.error_type, fault.trace, "")
-        channel.send({"t": "init_error"}, error)
+        channel.send(INIT_ERROR, error)
         os._exit(0)
     except BaseException as exc:  # an exception raised by the module's own code at import
         error = make_error(str(exc), type(exc).__name__, user_trace(exc.__traceback__), "")
-        channel.send({"t": "init_error"}, error)
+        channel.send(INIT_ERROR, error)
         os._exit(0)
     init_ms = (time.perf_counter() - started) * 1000
     modules = _new_modules(before)
     uses = _packages_used([name for name, _path in modules])
-    channel.send({"t": "ready", "init_ms": init_ms, "modules": modules, "uses": uses})
+    channel.send(ReadyFrame(init_ms, modules, uses).encode())
     _serve(channel, handler)
 
 
@@ -203,51 +203,46 @@ def _serve(channel: Channel, handler: Any) -> NoReturn:
         if frame is None:
             os._exit(0)
         header, body = frame
-        request_id = header["id"]
+        invoke = InvokeFrame.decode(header)
+        request_id = invoke.id
         _REQUEST_ID.request_id = request_id
-        trace_id = header.get("trace_id")
-        if trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        if invoke.trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = invoke.trace_id
         else:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             try:
-                event = (
-                    json.loads(body)
-                    if header.get("ct", "application/json") == ("application/json")
-                    else body
-                )
+                event = json.loads(body) if invoke.content_type == "application/json" else body
             except ValueError as exc:
                 raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from None
             context = LambdaContext(
                 request_id,
-                header.get("client_context"),
-                header.get("identity"),
-                header["deadline_ms"],
-                header.get("arn"),
-                header.get("tenant_id"),
+                invoke.client_context,
+                invoke.identity,
+                invoke.deadline_ms,
+                invoke.arn,
+                invoke.tenant_id,
             )
             result = handler(event, context)
             payload, content_type = marshal(result)
         except Fault as fault:
             error = make_error(fault.message, fault.error_type, fault.trace, request_id)
             log_error(error)
-            channel.send({"t": "error", "id": request_id, "mem": _peak_kb()}, error)
+            channel.send(AnswerFrame(False, request_id, memory_kb=_peak_kb()).encode(), error)
             continue
         except Exception as exc:
             error = make_error(
                 str(exc), type(exc).__name__, user_trace(exc.__traceback__), request_id
             )
             log_error(error)
-            channel.send({"t": "error", "id": request_id, "mem": _peak_kb()}, error)
+            channel.send(AnswerFrame(False, request_id, memory_kb=_peak_kb()).encode(), error)
             continue
         except SystemExit as exc:
             # Lambda's runtime process exits too; the runner reports Runtime.ExitError.
             sys.stdout.flush()
             os._exit(exc.code if isinstance(exc.code, int) else 1)
-        channel.send(
-            {"t": "result", "id": request_id, "ct": content_type, "mem": _peak_kb()}, payload
-        )
+        answer = AnswerFrame(True, request_id, content_type, _peak_kb())
+        channel.send(answer.encode(), payload)
 
 
 def _peak_kb() -> int:

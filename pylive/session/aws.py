@@ -24,8 +24,10 @@ from pylive.console import Console
 from pylive.errors import PyliveError
 from pylive.in_lambda import protocol
 from pylive.in_lambda.relay_settings import RELAY_VARIABLE, Relay
-from pylive.runner.pool import InvokeResult, WorkerPool
-from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import WorkerPool
+from pylive.runner.relay import RelayClient
+from pylive.runner.relay_endpoint import RelayEndpoint, SigningCredentials
 from pylive.session.options import DevOptions
 from pylive.session.target import start_connected
 

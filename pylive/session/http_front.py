@@ -20,7 +20,8 @@ from pylive.emulator.http_protocol import QuietServer, head_timeout_protocol
 from pylive.emulator.http_server import HttpApi, HttpApiApp, Invoke, bind
 from pylive.emulator.routes import RouteTable
 from pylive.errors import PyliveError
-from pylive.runner.pool import InvokeResult, WorkerPool
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import WorkerPool
 from pylive.session.local_cloud import LocalCloud
 from pylive.session.options import DevOptions
 

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from pylive.cdk.manifest import AppManifest
 from pylive.errors import PyliveError
-from pylive.runner.pool import InvokeResult, WorkerPool
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import WorkerPool
 
 
 class SessionTarget(Protocol):

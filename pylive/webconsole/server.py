@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.record import Invocation, InvocationLog
 
 Scope = dict[str, Any]

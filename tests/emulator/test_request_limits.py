@@ -17,7 +17,8 @@ from serving import Server
 
 from pylive.cdk.manifest import RouteSpec
 from pylive.emulator import limits
-from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
+from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.emulator.ws_settings import GatewayLimits
 
 HANDLERS = """
 import pathlib

@@ -26,7 +26,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pylive.emulator.principals import AccessKey, new_key, role_session
-from pylive.emulator.ws_gateway import GatewayLimits, IntegrationContext, WebSocketGateway
+from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.emulator.ws_settings import GatewayLimits, IntegrationContext
 from pylive.in_lambda.signing import Signer
 
 KEY, SECRET = "AKIDPYLIVELOCAL", "local-secret"

@@ -11,7 +11,8 @@ from pylive.cdk.manifest import AppManifest, FunctionSpec
 from pylive.config import AppConfig
 from pylive.console import Console
 from pylive.runner.environment import lambda_environment, process_environment
-from pylive.runner.pool import InvokeResult, PoolOptions, WorkerPool
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.pool import PoolOptions, WorkerPool
 from pylive.session.local_cloud import LocalCloud
 
 

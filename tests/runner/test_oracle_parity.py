@@ -29,7 +29,7 @@ from oracle.ric import (
 
 from pylive.cdk.manifest import FunctionSpec
 from pylive.runner.environment import function_arn
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ from conftest import Recorder, make_pool, spec, write
 
 from pylive.invoke.sample_events import SOURCES, sample_event
 from pylive.runner import record as record_module
-from pylive.runner.record import InvocationLog, infer_source
+from pylive.runner.event_source import infer_source
+from pylive.runner.record import InvocationLog
 
 APP = {
     "functions/__init__.py": "",
@@ -117,7 +118,8 @@ def test_http_requests_read_from_the_event_head_match_the_decoded_event() -> Non
     import orjson
 
     from pylive.emulator.http_events import build_event
-    from pylive.runner.record import Invocation, _http_head
+    from pylive.runner.event_source import http_head
+    from pylive.runner.record import Invocation
 
     cases = [
         ("GET", "/", "GET /"),
@@ -133,7 +135,7 @@ def test_http_requests_read_from_the_event_head_match_the_decoded_event() -> Non
             request_id="r", time_epoch_ms=0,
         )  # fmt: skip
         payload = orjson.dumps(event)
-        fast = _http_head(payload)
+        fast = http_head(payload)
         decoded = Invocation("r", "f", payload, 0.0)
         decoded._http = _decoded_http(decoded)
         assert (method, path) == (decoded._http[0], decoded._http[1])

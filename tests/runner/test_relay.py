@@ -28,8 +28,9 @@ from pylive.emulator.relay_api import LocalRelayApi
 from pylive.emulator.store import MemoryTable
 from pylive.emulator.ws_gateway import WebSocketGateway
 from pylive.in_lambda import protocol
-from pylive.runner.pool import InvokeResult
-from pylive.runner.relay import RelayClient, RelayEndpoint, SigningCredentials
+from pylive.runner.invocation import InvokeResult
+from pylive.runner.relay import RelayClient
+from pylive.runner.relay_endpoint import RelayEndpoint, SigningCredentials
 
 Handler = Callable[[str, bytes], Awaitable[InvokeResult]]
 
@@ -389,7 +390,7 @@ def test_after_sleep_the_connection_is_checked_at_once(alive: bool) -> None:
 def test_a_large_answer_for_a_stub_that_is_gone_stops_after_the_first_chunks() -> None:
     """Chunks go out a few at a time; once @connections says the stub is gone (410), the
     rest are not sent, and the runner says the answer was dropped."""
-    from pylive.runner.relay import CHUNK_POSTS_IN_FLIGHT
+    from pylive.runner.answer_posts import CHUNK_POSTS_IN_FLIGHT
 
     async def scenario() -> None:
         async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)) as client:

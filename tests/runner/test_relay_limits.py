@@ -21,12 +21,12 @@ from websockets.asyncio.client import connect
 
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
-from pylive.emulator.ws_gateway import GatewayLimits
+from pylive.emulator.ws_settings import GatewayLimits
 from pylive.in_lambda.stub.limits import StubLimits
 from pylive.in_lambda.stub.websocket import open_socket
-from pylive.runner import relay
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.relay import RelayClient
+from pylive.runner.tcp_keepalive import enable_tcp_keepalive
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +207,7 @@ def test_both_clients_turn_on_tcp_keepalive_well_inside_the_nat_timeout() -> Non
                 keepalive, idle = _keepalive_options(sock)
                 assert keepalive == 1 and idle < 350
             async with connect(cloud.api.site.signed_url(), compression=None) as ws:
-                relay._tcp_keepalive(ws)
+                enable_tcp_keepalive(ws)
                 keepalive, idle = _keepalive_options(ws.transport.get_extra_info("socket"))
                 assert keepalive == 1 and idle < 350
 

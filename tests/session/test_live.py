@@ -20,7 +20,7 @@ from pylive.console import Console
 from pylive.emulator.lambda_host import stub_function
 from pylive.emulator.relay_api import LocalRelayApi
 from pylive.in_lambda.relay_settings import Relay
-from pylive.runner.relay import SigningCredentials
+from pylive.runner.relay_endpoint import SigningCredentials
 from pylive.session.dev import DevSession
 from pylive.session.options import DevOptions
 

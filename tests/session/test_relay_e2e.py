@@ -33,10 +33,11 @@ from pylive.emulator.lambda_host import (
 from pylive.emulator.principals import LOCAL_ACCOUNT, AccessKey, new_key
 from pylive.emulator.relay_api import LOCAL_API_ID, router_principal, stub_principal
 from pylive.emulator.store import MemoryTable
-from pylive.emulator.ws_gateway import GatewayLimits, WebSocketGateway
+from pylive.emulator.ws_gateway import WebSocketGateway
+from pylive.emulator.ws_settings import GatewayLimits
 from pylive.in_lambda.stub.limits import StubLimits
 from pylive.relay_policy import api_arn
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from pylive.invoke.sample_events import sample_event
-from pylive.runner.pool import InvokeResult
+from pylive.runner.invocation import InvokeResult
 from pylive.runner.record import InvocationLog
 from pylive.webconsole.server import ConsoleApp, SessionInfo
 

@@ -33,7 +33,7 @@ from pylive.in_lambda import protocol
 from pylive.in_lambda.stub.limits import StubLimits
 from pylive.runner.connections import ConnectionsClient
 from pylive.runner.pool import WorkerPool
-from pylive.runner.relay import RelayEndpoint
+from pylive.runner.relay_endpoint import RelayEndpoint
 from pylive.session.local_cloud import stub_pool, stub_spec
 
 # This module's scenarios are bounded at 30 s.

@@ -1,0 +1,136 @@
+"""One invocation on one warm worker, and what a Lambda Invoke returns: the function's answer,
+or the error Lambda answers with when the worker runs out of time, dies (or is stopped over
+its memory size) or returns more than Lambda accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass
+
+from pylive.runner import memory
+from pylive.runner.exits import ExitStatuses
+from pylive.runner.function_state import FunctionState
+from pylive.runner.record import Invocation
+from pylive.runner.worker import OutputSink, Worker, WorkerDied
+from pylive.sandbox.errors import (
+    OUT_OF_MEMORY,
+    RESPONSE_LIMIT_BYTES,
+    RESPONSE_TOO_LARGE,
+    exit_error,
+    response_too_large_error,
+    timeout_error,
+)
+from pylive.sandbox.frames import JSON, InvokeFrame
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What a Lambda Invoke returns: the payload, and whether it is a function error."""
+
+    ok: bool
+    body: bytes
+    content_type: str = "application/json"
+    request_id: str = ""
+    duration_ms: float = 0.0
+
+    @property
+    def error_type(self) -> str | None:
+        if self.ok:
+            return None
+        try:
+            value = json.loads(self.body).get("errorType")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+
+async def call_worker(
+    worker: Worker,
+    state: FunctionState,
+    frame: InvokeFrame,
+    event: bytes,
+    *,
+    timeout: float,
+    started: float,  # time.perf_counter() when the invocation arrived
+    exits: ExitStatuses,
+    output: OutputSink,
+    record: Invocation | None,
+) -> InvokeResult:
+    """Run ``frame`` on ``worker`` until its deadline; the worker is stopped (and Lambda's
+    error answered) when it runs out of time or answers too much."""
+    request_id = frame.id
+    try:
+        async with asyncio.timeout(frame.deadline_ms / 1000 - time.time()):
+            answer, body = await worker.invoke(frame, event)
+        if len(body) > RESPONSE_LIMIT_BYTES and answer.ok:
+            worker.kill()  # Lambda refused the answer: its runtime exits
+            _too_large(output, state, len(body), record)
+            body = response_too_large_error()
+            answer = dataclasses.replace(answer, ok=False, content_type=JSON)
+    except TimeoutError:
+        worker.kill()
+        body = timeout_error(request_id, timeout)
+        _report(output, state, body, record)
+        return InvokeResult(False, body, request_id=request_id, duration_ms=since(started))
+    except WorkerDied:
+        status = await exits.status(worker.pid)
+        if worker.out_of_memory_mb is not None:
+            # Lambda kills the sandbox: the exit it reports, under its own errorType.
+            body = exit_error(request_id, status, error_type=OUT_OF_MEMORY)
+            report = memory.out_of_memory_report(
+                state.spec.id, worker.out_of_memory_mb, state.spec.memory
+            )
+            show(output, state, report, record)
+        else:
+            body = exit_error(request_id, status)
+        _report(output, state, body, record)
+        return InvokeResult(False, body, request_id=request_id, duration_ms=since(started))
+    if record is not None and answer.memory_kb is not None:
+        record.memory_mb = round(answer.memory_kb / 1024, 1)
+    return InvokeResult(
+        answer.ok,
+        body,
+        content_type=answer.content_type,
+        request_id=request_id,
+        duration_ms=since(started),
+    )
+
+
+def show(output: OutputSink, state: FunctionState, line: str, record: Invocation | None) -> None:
+    """A line of the runtime's own among the function's output, and in its record."""
+    output(state.spec.id, line)
+    if record is not None:
+        record.add_output(line)
+
+
+def _too_large(
+    output: OutputSink, state: FunctionState, size: int, record: Invocation | None
+) -> None:
+    line = (
+        f"{RESPONSE_TOO_LARGE}: the response is {size} bytes, over Lambda's limit of "
+        f"{RESPONSE_LIMIT_BYTES} bytes (return a reference, such as an S3 URL, instead)"
+    )
+    show(output, state, line, record)
+
+
+def _report(
+    output: OutputSink, state: FunctionState, error: bytes, record: Invocation | None
+) -> None:
+    """Show an error the runtime raised (no handler code did: a timeout, an exit) among
+    the function's output, as Lambda writes it to the function's log."""
+    show(output, state, json.loads(error)["errorMessage"], record)
+
+
+def since(started: float) -> float:
+    """Milliseconds since ``started`` (a time.perf_counter() value)."""
+    return (time.perf_counter() - started) * 1000
+
+
+def new_trace_id() -> str:
+    """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
+    root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
+    return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"
