@@ -43,7 +43,6 @@ Keys given as ``credentials`` (access key → secret) belong to the developer
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import weakref
@@ -52,7 +51,6 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pylive.emulator import ws_connections
@@ -61,15 +59,10 @@ from pylive.emulator.ws_connections import ConnectionDetails
 from pylive.emulator.ws_events import (
     CONNECT_ROUTE,
     DEFAULT_SELECTION_EXPRESSION,
-    DISCONNECT_ROUTE,
     ApiInfo,
     ConnectionInfo,
     connect_event,
-    disconnect_event,
-    error_frame,
-    message_event,
     new_id,
-    select_route,
     selection_path,
     trace_id,
 )
@@ -77,7 +70,8 @@ from pylive.emulator.ws_flow import Flows
 from pylive.emulator.ws_http import HttpRequest, HttpResponse, HttpSessions, bind_connection_class
 from pylive.emulator.ws_keys import GatewayKeys
 from pylive.emulator.ws_live import REASON_NORMAL, LiveConnection, disconnect_status, flow_dropped
-from pylive.emulator.ws_settings import GatewayLimits, GatewayStats, Integration, IntegrationContext
+from pylive.emulator.ws_routing import MessageRouter, now_ms
+from pylive.emulator.ws_settings import GatewayLimits, GatewayStats, Integration
 from pylive.emulator.ws_upgrade import connect_refusal, reject, subprotocol
 
 _log = logging.getLogger(__name__)
@@ -120,8 +114,6 @@ class WebSocketGateway:
         self.limits = limits or GatewayLimits()
         self.message_limit_bytes = self.limits.message_bytes
         self.stats = GatewayStats()
-        self._selection = selection_path(route_selection_expression)
-        self._two_way = None if two_way_routes is None else frozenset(two_way_routes)
         self._host = host
         self._port = port
         self._server: Server | None = None
@@ -134,6 +126,16 @@ class WebSocketGateway:
         )
         self._live: dict[str, LiveConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._router = MessageRouter(
+            self.routes,
+            selection=selection_path(route_selection_expression),
+            two_way=None if two_way_routes is None else frozenset(two_way_routes),
+            limits=self.limits,
+            stats=self.stats,
+            api=self._api,
+            connections_url=lambda: self.connections_url,
+            spawn=self._spawn,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -244,21 +246,22 @@ class WebSocketGateway:
             if isinstance(checked, Response):
                 return checked
             identity = checked
-        now_ms = _now_ms()
+        connected_ms = now_ms()
         loop_now = asyncio.get_running_loop().time()
-        info = ConnectionInfo(new_id(), now_ms, source_ip, request.headers.get("User-Agent"))
-        live = LiveConnection(info, now_ms, loop_now, loop_now)
-        integration = self.routes.get(CONNECT_ROUTE)
-        if integration is not None:
+        info = ConnectionInfo(new_id(), connected_ms, source_ip, request.headers.get("User-Agent"))
+        live = LiveConnection(info, connected_ms, loop_now, loop_now)
+        if CONNECT_ROUTE in self.routes:
             headers += [
-                ("X-Amzn-Trace-Id", trace_id(now_ms)),
+                ("X-Amzn-Trace-Id", trace_id(connected_ms)),
                 ("X-Forwarded-For", source_ip),
                 ("X-Forwarded-Port", str(self._port)),
                 ("X-Forwarded-Proto", "http"),
             ]
-            event = connect_event(self._api, info, headers, query, now_ms, identity=identity)
+            event = connect_event(
+                self._api(), info, headers, query, connected_ms, identity=identity
+            )
             try:
-                result = await self._invoke(integration, CONNECT_ROUTE, event)
+                result = await self._router.invoke(CONNECT_ROUTE, event)
             except TimeoutError:
                 return reject(504, '{"message": "Endpoint request timed out"}')
             except Exception:
@@ -290,110 +293,18 @@ class WebSocketGateway:
         self._live[live.info.connection_id] = live
         self.stats.connects += 1
         try:
-            await self._receive(live, ws)
+            await self._router.receive(live, ws)
         finally:
             if self._live.get(live.info.connection_id) is live:
                 del self._live[live.info.connection_id]
             await ws.wait_closed()
             code, reason = disconnect_status(live, ws)
-            self._spawn(self._disconnect(live, code, reason))
-
-    async def _receive(self, live: LiveConnection, ws: ServerConnection) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            idle_end = live.last_active + self.limits.idle_timeout
-            age_end = live.opened + self.limits.max_duration
-            remaining = min(idle_end, age_end) - loop.time()
-            if remaining <= 0:
-                live.server_close = (1001, "")
-                if flow_dropped(ws):  # no close handshake through a dead flow
-                    ws.transport.abort()
-                else:
-                    await ws.close(1001, "Going away")
-                return
-            try:
-                async with asyncio.timeout(remaining):
-                    message = await ws.recv()
-            except TimeoutError:
-                continue
-            except ConnectionClosed:
-                return
-            if isinstance(message, bytes):
-                live.server_close = (1003, "Binary frames are not supported")
-                await ws.close(1003, "Binary frames are not supported")
-                return
-            self._touch(live)
-            self.stats.messages_in += 1
-            self._spawn(self._on_message(live, message))
-
-    async def _on_message(self, live: LiveConnection, body: str) -> None:
-        connection_id = live.info.connection_id
-        route = select_route(body, self._selection, self._message_routes)
-        if route is None:
-            await self._send(live, error_frame("Forbidden", connection_id, new_id()))
-            return
-        event = message_event(self._api, live.info, route, body, _now_ms())
-        request_id = event["requestContext"]["requestId"]
-        try:
-            result = await self._invoke(self.routes[route], route, event)
-        except TimeoutError:
-            frame = error_frame("Endpoint request timed out", connection_id, request_id)
-            await self._send(live, frame)
-            return
-        except Exception:
-            _log.exception("the %s integration failed", route)
-            await self._send(live, error_frame("Internal server error", connection_id, request_id))
-            return
-        if self._two_way is not None and route not in self._two_way:
-            return
-        if isinstance(result, dict) and result.get("body") is not None:
-            reply = result["body"]
-            await self._send(live, reply if isinstance(reply, str) else _json(reply))
-
-    async def _disconnect(self, live: LiveConnection, code: int, reason: str) -> None:
-        self.stats.disconnects += 1
-        integration = self.routes.get(DISCONNECT_ROUTE)
-        if integration is None:
-            return
-        event = disconnect_event(self._api, live.info, code, reason, _now_ms())
-        try:
-            await self._invoke(integration, DISCONNECT_ROUTE, event)
-        except Exception:  # best effort, as on AWS
-            _log.exception("the $disconnect integration failed")
+            self._spawn(self._router.disconnect(live, code, reason))
 
     # ------------------------------------------------------------ helpers
 
-    @property
     def _api(self) -> ApiInfo:
         return ApiInfo(self.api_id, self.stage, self.domain_name)
-
-    @property
-    def _message_routes(self) -> set[str]:
-        return {k for k in self.routes if k not in (CONNECT_ROUTE, DISCONNECT_ROUTE)}
-
-    async def _invoke(
-        self, integration: Integration, route: str, event: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        context = IntegrationContext(
-            event["requestContext"]["requestId"], route, self.connections_url
-        )
-        async with asyncio.timeout(self.limits.integration_timeout):
-            return await integration(event, context)
-
-    async def _send(self, live: LiveConnection, frame: str | bytes) -> bool:
-        if live.ws is None:
-            return False
-        try:
-            await live.ws.send(frame)
-        except ConnectionClosed:
-            return False
-        self._touch(live)
-        self.stats.messages_out += 1
-        return True
-
-    def _touch(self, live: LiveConnection) -> None:
-        live.last_active_ms = _now_ms()
-        live.last_active = asyncio.get_running_loop().time()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -427,7 +338,7 @@ class WebSocketGateway:
             frame: str | bytes = data.decode()
         except UnicodeDecodeError:
             frame = data
-        return await self._send(live, frame)
+        return await self._router.send(live, frame)
 
     def drop_flow(self, connection_id: str) -> None:
         """Silently cut the network path of a connection, as a NAT that forgot its flow:
@@ -444,14 +355,3 @@ class WebSocketGateway:
         live.server_close = (1000, REASON_NORMAL)
         self._spawn(live.ws.close(1000, ""))
         return True
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
