@@ -191,7 +191,7 @@ def describe_app(app: Any, config: AppConfig, *, mode: str = "local") -> AppMani
     import aws_cdk as cdk
 
     from pylive.constructs import Api, Function
-    from pylive.constructs.function import handler_module_file
+    from pylive.constructs.function_settings import handler_module_file
 
     nodes = list(app.node.find_all())
     functions = [n for n in nodes if isinstance(n, Function)]

@@ -10,7 +10,8 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from constructs import Construct
 
 from pylive.cdk.manifest import CorsSettings
-from pylive.constructs.function import Function, split_handler
+from pylive.constructs.function import Function
+from pylive.constructs.function_settings import split_handler
 from pylive.emulator import routes
 from pylive.emulator.routes import DEFAULT_ROUTE
 

@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pylive.cdk.bundle import bundle_router
-from pylive.constructs.function import app_root
+from pylive.constructs.synth_context import app_root
 from pylive.relay_policy import router_grants
 
 

@@ -6,22 +6,27 @@ synth process can describe it to the local runner without reading CloudFormation
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import triggers
-from constructs import Construct, IConstruct
+from constructs import Construct
 
+from pylive.constructs.function_settings import (
+    check_architecture,
+    check_memory,
+    check_runtime,
+    split_handler,
+    timeout_seconds,
+)
+from pylive.constructs.sqs_visibility import FitDevTimeout, consumed_queues
+from pylive.constructs.synth_context import app_root, relay_settings, synth_mode
 from pylive.in_lambda import protocol
 from pylive.in_lambda.relay_settings import Relay
 from pylive.relay_policy import stub_grants
@@ -29,12 +34,6 @@ from pylive.relay_policy import stub_grants
 if TYPE_CHECKING:
     from pylive.constructs.network import Network
 
-MODE_CONTEXT: Final = "pylive:mode"
-ROOT_CONTEXT: Final = "pylive:root"
-STAGE_CONTEXT: Final = "pylive:stage"
-APP_CONTEXT: Final = "pylive:app"
-# Dev mode: the debug stack's relay, as `pylive dev` passes it (see relay_settings()).
-RELAY_CONTEXT: Final = "pylive:relay"
 DEFAULT_DEV_TIMEOUT: Final = 900
 # The least memory the dev-mode stub is deployed with: Lambda gives a function CPU in
 # proportion to its memory, one vCPU at 1,769 MB
@@ -45,25 +44,8 @@ DEFAULT_DEV_TIMEOUT: Final = 900
 # (GB-seconds billed while the stub waits on the network) is in docs/live-relay.md.
 DEV_MEMORY_FLOOR: Final = 1769
 STUB_HANDLER: Final = "stub.handler"
-MODES: Final = ("local", "dev", "deploy")
-DEFAULT_MODE: Final = "local"
-
-ARCHITECTURES: Final = ("x86_64", "arm64")
-# The oldest Python runtime the dev-mode stub (and pylive's runtime modules) support; older
-# ones are past Lambda's deprecation (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html).
-OLDEST_RUNTIME: Final = "python3.9"
-
-MIN_MEMORY, MAX_MEMORY = 128, 10240
-MAX_TIMEOUT = 900
-# What SQS uses when a queue sets none (CreateQueue's VisibilityTimeout default).
-SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 # The synth process's warning channel (pylive.cdk.synth reads these lines from stderr).
 _WARNING_PREFIX = "pylive:warning: "
-
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-# "dir/sub/module.func" or "package.module.func" (both forms Lambda's Python runtime accepts)
-_HANDLER_RE = re.compile(rf"^(?:[A-Za-z0-9_-]+/)*{_IDENT}(?:\.{_IDENT})*\.{_IDENT}$")
-_RUNTIME_RE = re.compile(r"^python3\.\d+$")
 
 _PLACEHOLDER_CODE = (
     "def handler(event, context):\n"
@@ -85,54 +67,6 @@ def no_route_to_relay(function: str, network: str) -> str:
         "REST APIs only, and WebSocket APIs are public); give the network a NAT gateway "
         "(Network(..., nat_gateways=1)) for the stage you develop in"
     )
-
-
-def relay_settings(scope: Construct) -> Relay:
-    """The debug stack's relay, from CDK context ``pylive:relay`` (set by ``pylive dev``)."""
-    try:
-        return Relay.from_context(scope.node.try_get_context(RELAY_CONTEXT))
-    except ValueError:
-        names = ", ".join(f.name for f in fields(Relay))
-        raise ValueError(
-            f"dev mode needs the debug stack's relay settings in CDK context {RELAY_CONTEXT} "
-            f"({names}); `pylive dev` provides them"
-        ) from None
-
-
-def synth_mode(scope: Construct) -> str:
-    """The pylive synth mode of the app ``scope`` belongs to (CDK context ``pylive:mode``)."""
-    mode = scope.node.try_get_context(MODE_CONTEXT) or DEFAULT_MODE
-    if mode not in MODES:
-        raise ValueError(
-            f"CDK context {MODE_CONTEXT}={mode!r} is not a pylive mode "
-            f"(expected one of: {', '.join(MODES)})"
-        )
-    return str(mode)
-
-
-def app_root(scope: Construct) -> Path:
-    """The app root (CDK context ``pylive:root``; the working directory when unset)."""
-    root = scope.node.try_get_context(ROOT_CONTEXT)
-    return Path(root) if root else Path.cwd()
-
-
-def split_handler(handler: str) -> tuple[str, str]:
-    """``"functions/hello.handler"`` -> ``("functions/hello", "handler")``, after validation."""
-    if not isinstance(handler, str) or not _HANDLER_RE.fullmatch(handler):
-        raise ValueError(
-            f"handler {handler!r} must look like 'path/module.func' "
-            "(for example 'functions/hello.handler': function `handler` in functions/hello.py)"
-        )
-    module, _, func = handler.rpartition(".")
-    return module, func
-
-
-def handler_module_file(handler: str) -> str:
-    """The handler's module as a relative file path: ``"functions/hello.py"``."""
-    module, _ = split_handler(handler)
-    directory, _, dotted = module.rpartition("/")
-    relative = dotted.replace(".", "/") + ".py"
-    return f"{directory}/{relative}" if directory else relative
 
 
 class Function(Construct):
@@ -172,21 +106,11 @@ class Function(Construct):
     ) -> None:
         super().__init__(scope, id)
         split_handler(handler)
-        if not isinstance(runtime, str) or not _RUNTIME_RE.fullmatch(runtime):
-            raise ValueError(f"runtime {runtime!r} must be a Python runtime such as 'python3.12'")
-        if _python_version(runtime) < _python_version(OLDEST_RUNTIME):
-            raise ValueError(
-                f"runtime {runtime!r} is older than {OLDEST_RUNTIME}, the oldest Python "
-                "runtime pylive supports (Lambda no longer supports older ones); use "
-                "'python3.12' or newer"
-            )
-        if architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"architecture {architecture!r} must be one of: {', '.join(ARCHITECTURES)}"
-            )
-        _check_memory("memory_size", memory_size)
+        check_runtime(runtime)
+        check_architecture(architecture)
+        check_memory("memory_size", memory_size)
         if dev_memory_size is not None:
-            _check_memory("dev_memory_size", dev_memory_size)
+            check_memory("dev_memory_size", dev_memory_size)
         if security_groups is not None and network is None:
             raise ValueError("security_groups need a network: pass network=... as well")
 
@@ -197,10 +121,10 @@ class Function(Construct):
         self.runtime: str = runtime
         self.architecture: str = architecture
         self.memory_size: int = memory_size
-        self.timeout: float = _timeout_seconds(timeout)
+        self.timeout: float = timeout_seconds(timeout)
         self.environment: dict[str, str] = dict(environment or {})
         self.network: Network | None = network
-        self.dev_timeout: float = max(_timeout_seconds(dev_timeout), self.timeout)
+        self.dev_timeout: float = max(timeout_seconds(dev_timeout), self.timeout)
         # What the stub is deployed with in dev mode; the function itself (its local workers,
         # `context.memory_limit_in_mb`) keeps ``memory_size``.
         self.dev_memory_size: int = (
@@ -238,7 +162,7 @@ class Function(Construct):
             self._grant_relay(relay)
         if self.mode != "deploy":
             # Event sources are usually added after the function: check them at synth.
-            cdk.Aspects.of(self).add(_FitDevTimeout(self))
+            cdk.Aspects.of(self).add(FitDevTimeout(self))
 
     def _code_and_handler(self) -> tuple[lambda_.Code, str]:
         """What Lambda runs for the current synth mode: the code and its handler string.
@@ -279,7 +203,7 @@ class Function(Construct):
         raise ValueError(f"unknown synth mode {self.mode!r}")
 
     def _stub_environment(self, relay: Relay) -> dict[str, str]:
-        """What the stub needs to reach the runner (see stub/stub.py)."""
+        """What the stub needs to reach the runner (see pylive/in_lambda/stub)."""
         return relay.stub(self.path, handler=self.handler).to_env()
 
     @property
@@ -302,8 +226,8 @@ class Function(Construct):
                 arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
             )
 
-        # Exactly the calls stub/stub.py makes (see pylive.relay_policy): the local cloud
-        # enforces the same list on its stubs.
+        # Exactly the calls the stub (pylive/in_lambda/stub) makes (see pylive.relay_policy):
+        # the local cloud enforces the same list on its stubs.
         for action, resources in stub_grants(relay.stage):
             arns = [api_arn(r.removeprefix(f"{relay.stage}/")) for r in resources]
             self.function.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=arns))
@@ -328,7 +252,7 @@ class Function(Construct):
         workers under `pylive dev`)."""
         limits = [
             (queue.node.path, visibility)
-            for queue, visibility in _consumed_queues(self.function)
+            for queue, visibility in consumed_queues(self.function)
             if visibility < self.dev_timeout
         ]
         if not limits:
@@ -411,42 +335,6 @@ class Function(Construct):
         return grantee(self.function)
 
 
-@jsii.implements(cdk.IAspect)
-class _FitDevTimeout:
-    def __init__(self, function: Function) -> None:
-        self.function = function
-
-    def visit(self, node: IConstruct) -> None:
-        if node.node.path == self.function.node.path:
-            self.function.fit_dev_timeout()
-
-
-def _consumed_queues(function: lambda_.Function) -> list[tuple[sqs.Queue, float]]:
-    """The SQS queues of the app that ``function`` has event sources for, with their
-    visibility timeouts (in seconds; queues whose timeout is only known at deploy time are
-    left out)."""
-    mappings = [
-        child for child in function.node.children if isinstance(child, lambda_.EventSourceMapping)
-    ]
-    if not mappings:
-        return []
-    sources = set()
-    for mapping in mappings:
-        cfn = mapping.node.default_child
-        if isinstance(cfn, lambda_.CfnEventSourceMapping) and cfn.event_source_arn:
-            sources.add(cfn.event_source_arn)
-    found: list[tuple[sqs.Queue, float]] = []
-    for node in function.node.root.node.find_all():
-        if isinstance(node, sqs.Queue) and node.queue_arn in sources:
-            queue = node.node.default_child
-            value = queue.visibility_timeout if isinstance(queue, sqs.CfnQueue) else None
-            if value is None:
-                found.append((node, float(SQS_DEFAULT_VISIBILITY_TIMEOUT)))
-            elif isinstance(value, int | float) and not cdk.Token.is_unresolved(value):
-                found.append((node, float(value)))
-    return found
-
-
 def _placement(
     network: Network | None, security_groups: list[ec2.ISecurityGroup] | None
 ) -> dict[str, Any]:
@@ -457,36 +345,3 @@ def _placement(
     if security_groups is not None:
         placement["security_groups"] = list(security_groups)
     return placement
-
-
-def _check_memory(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_MEMORY <= value <= MAX_MEMORY
-    ):
-        raise ValueError(
-            f"{name} {value!r} must be a whole number of MB from {MIN_MEMORY} to {MAX_MEMORY}"
-        )
-
-
-def _python_version(runtime: str) -> tuple[int, ...]:
-    """``"python3.12"`` -> ``(3, 12)``."""
-    return tuple(int(part) for part in runtime.removeprefix("python").split("."))
-
-
-def _timeout_seconds(timeout: int | float | cdk.Duration) -> float:
-    if isinstance(timeout, cdk.Duration):
-        try:
-            seconds: float = timeout.to_seconds()
-        except RuntimeError as exc:
-            raise ValueError(f"timeout: {str(exc).splitlines()[0]}") from None
-    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
-        seconds = timeout
-    else:
-        raise ValueError(f"timeout {timeout!r} must be a number of seconds or a Duration")
-    if not 1 <= seconds <= MAX_TIMEOUT or seconds != int(seconds):
-        raise ValueError(
-            f"timeout {seconds!r} s must be a whole number of seconds from 1 to {MAX_TIMEOUT}"
-        )
-    return float(seconds)

@@ -1,5 +1,6 @@
-"""The AWS side of ``pylive vpn``: import the certificates into ACM, find the stage's Client VPN
-endpoint, export its configuration as a ready profile, and report its state.
+"""The AWS side of ``pylive vpn``: the clients and their errors, the stage's Client VPN
+endpoint and its configuration exported as a ready profile. Importing the certificates into
+ACM is :mod:`pylive.vpn.acm_import`; the endpoint's state, :mod:`pylive.vpn.status`.
 
 Every AWS failure becomes a one-line :class:`~pylive.vpn.VpnError` (or a
 :class:`~pylive.aws_account.CredentialsError` when the credentials are missing or rejected).
@@ -22,13 +23,9 @@ from pylive.errors import UsageError
 from pylive.vpn import (
     CA_CERT,
     PRIVATE_MODE,
-    CertificateArns,
     VpnError,
-    arns_path,
     ensure_private_dir,
-    read_arns,
     vpn_dir,
-    write_arns,
     write_file,
 )
 from pylive.vpn.certs import bundle_contains, load_certificates
@@ -46,7 +43,7 @@ _CREDENTIAL_ERRORS = frozenset(
         "UnrecognizedClientException",
     }
 )
-_ENDPOINT_NOT_FOUND = frozenset(
+ENDPOINT_NOT_FOUND = frozenset(
     {"InvalidClientVpnEndpointId.NotFound", "InvalidClientVpnEndpointId.Malformed"}
 )
 _DEPLOY_HINT = "deploy the app with a ClientVpn first"
@@ -104,99 +101,11 @@ def aws_errors(action: str) -> Iterator[None]:
         raise VpnError(f"{action} failed: the service's response could not be read") from None
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
-
-
-# --- import -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    arns: CertificateArns
-    reimported: bool  # True when the ARNs of an earlier import were updated in place
-    arns_file: Path
-
-
-def import_certificates(
-    config: AppConfig,
-    *,
-    region: str | None = None,
-    certs_dir: Path | None = None,
-    aws: Aws | None = None,
-) -> ImportResult:
-    """Import the server and the client certificate (chain: the CA) into ACM and record their
-    ARNs for the stage in ``.pylive/vpn/arns.json``. When the stage already has ARNs in the
-    same region, the certificates are re-imported under them, so deployed endpoints keep
-    pointing at the same ACM certificates."""
-    certs = load_certificates(certs_dir or vpn_dir(config.root))
-    region = region or config.region
-    aws = aws or Aws(region)
-    path = arns_path(config.root)
-    previous = read_arns(path, strict=False).get(config.stage)
-    if previous is not None and previous.region != region:
-        previous = None
-    acm = aws.client("acm")
-    account = _account(aws)
-    if previous is not None and previous.account and account and previous.account != account:
-        previous = None
-    arns: dict[str, str] = {}
-    reimported = True
-    for role, cert, key, old in (
-        ("server", certs.server_cert, certs.server_key, previous and previous.server),
-        ("client", certs.client_cert, certs.client_key, previous and previous.client),
-    ):
-        arn = _import_one(acm, config, role, cert, key, certs.ca_cert, old or None)
-        reimported = reimported and arn == old
-        arns[role] = arn
-    result = CertificateArns(
-        server=arns["server"], client=arns["client"], region=region, account=account
-    )
-    write_arns(path, config.stage, result)
-    return ImportResult(arns=result, reimported=reimported, arns_file=path)
-
-
-def _import_one(
-    acm: Any,
-    config: AppConfig,
-    role: str,
-    cert: bytes,
-    key: bytes,
-    chain: bytes,
-    existing_arn: str | None,
-) -> str:
-    import botocore.exceptions
-
-    params: dict[str, Any] = {"Certificate": cert, "PrivateKey": key, "CertificateChain": chain}
-    if existing_arn:
-        with aws_errors(f"re-importing the {role} certificate into ACM"):
-            try:
-                response = acm.import_certificate(CertificateArn=existing_arn, **params)
-            except botocore.exceptions.ClientError as exc:
-                if _error_code(exc) != "ResourceNotFoundException":
-                    raise
-                response = None  # deleted from ACM since: import it anew below
-        if response is not None:
-            return str(response["CertificateArn"])
-    tags = [
-        {"Key": "Name", "Value": f"{stage_id(config.name, config.stage)} VPN {role}"},
-        {"Key": "pylive:app", "Value": config.name},
-        {"Key": "pylive:stage", "Value": config.stage},
-        {"Key": "pylive:vpn", "Value": role},
-    ]
-    with aws_errors(f"importing the {role} certificate into ACM"):
-        response = acm.import_certificate(Tags=tags, **params)
-    return str(response["CertificateArn"])
-
-
-def _account(aws: Aws) -> str | None:
-    with aws_errors("checking the AWS credentials"):
-        identity = aws.client("sts").get_caller_identity()
-    account = identity.get("Account")
-    return str(account) if account else None
 
 
 # --- the stage's endpoint ---------------------------------------------------------------------
@@ -262,13 +171,13 @@ def _in_stage(stack: Mapping[str, Any], prefix: str, app_name: str, stage: str) 
     return not ("pylive:app" in tags and tags["pylive:app"] != app_name)
 
 
-def _resolve_endpoint(aws: Aws, config: AppConfig, endpoint_id: str | None) -> str:
+def resolve_endpoint(aws: Aws, config: AppConfig, endpoint_id: str | None) -> str:
     if endpoint_id:
         return check_endpoint_id(endpoint_id)
     return find_endpoint_id(aws, config.name, config.stage)
 
 
-def _not_found(endpoint_id: str, region: str) -> VpnError:
+def not_found(endpoint_id: str, region: str) -> VpnError:
     return VpnError(f"Client VPN endpoint {endpoint_id} does not exist in {region}; {_DEPLOY_HINT}")
 
 
@@ -301,7 +210,7 @@ def write_profile(
     directory = certs_dir or vpn_dir(config.root)
     certs = load_certificates(directory, need_server=False)
     aws = aws or Aws(region or config.region)
-    endpoint = _resolve_endpoint(aws, config, endpoint_id)
+    endpoint = resolve_endpoint(aws, config, endpoint_id)
     exported = export_configuration(aws, endpoint)
     profile = build_profile(
         exported,
@@ -340,147 +249,10 @@ def export_configuration(aws: Aws, endpoint_id: str) -> str:
         try:
             response = ec2.export_client_vpn_client_configuration(ClientVpnEndpointId=endpoint_id)
         except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in _ENDPOINT_NOT_FOUND:
-                raise _not_found(endpoint_id, aws.region) from None
+            if error_code(exc) in ENDPOINT_NOT_FOUND:
+                raise not_found(endpoint_id, aws.region) from None
             raise
     text = response.get("ClientConfiguration")
     if not isinstance(text, str) or not text.strip():
         raise VpnError(f"Client VPN returned an empty configuration for {endpoint_id}")
     return text
-
-
-# --- status -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Association:
-    subnet_id: str
-    vpc_id: str
-    status: str
-
-
-@dataclass(frozen=True)
-class Connection:
-    common_name: str
-    client_ip: str
-    established: str
-    ingress_bytes: int
-    egress_bytes: int
-
-
-@dataclass(frozen=True)
-class EndpointStatus:
-    endpoint_id: str
-    state: str
-    message: str
-    dns_name: str
-    client_cidr: str
-    transport: str
-    port: int | None
-    split_tunnel: bool
-    associations: list[Association]
-    connections: list[Connection]  # active ones only
-
-
-def endpoint_status(
-    config: AppConfig,
-    *,
-    endpoint_id: str | None = None,
-    region: str | None = None,
-    aws: Aws | None = None,
-) -> EndpointStatus:
-    """The endpoint's state, its subnet associations and its active connections."""
-    import botocore.exceptions
-
-    aws = aws or Aws(region or config.region)
-    endpoint_id = _resolve_endpoint(aws, config, endpoint_id)
-    ec2 = aws.client("ec2")
-    with aws_errors(f"describing {endpoint_id}"):
-        try:
-            described = ec2.describe_client_vpn_endpoints(ClientVpnEndpointIds=[endpoint_id])
-        except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in _ENDPOINT_NOT_FOUND:
-                raise _not_found(endpoint_id, aws.region) from None
-            raise
-        endpoints = described.get("ClientVpnEndpoints", [])
-        if not endpoints:
-            raise _not_found(endpoint_id, aws.region)
-        endpoint = endpoints[0]
-        associations = [
-            Association(
-                subnet_id=str(network.get("TargetNetworkId", "")),
-                vpc_id=str(network.get("VpcId", "")),
-                status=str(network.get("Status", {}).get("Code", "unknown")),
-            )
-            for page in ec2.get_paginator("describe_client_vpn_target_networks").paginate(
-                ClientVpnEndpointId=endpoint_id
-            )
-            for network in page.get("ClientVpnTargetNetworks", [])
-        ]
-        connections = [
-            Connection(
-                common_name=str(connection.get("CommonName") or connection.get("Username") or "?"),
-                client_ip=str(connection.get("ClientIp", "")),
-                established=str(connection.get("ConnectionEstablishedTime", "")),
-                ingress_bytes=_int(connection.get("IngressBytes")),
-                egress_bytes=_int(connection.get("EgressBytes")),
-            )
-            for page in ec2.get_paginator("describe_client_vpn_connections").paginate(
-                ClientVpnEndpointId=endpoint_id
-            )
-            for connection in page.get("Connections", [])
-            if connection.get("Status", {}).get("Code") == "active"
-        ]
-    status = endpoint.get("Status", {})
-    port = endpoint.get("VpnPort")
-    return EndpointStatus(
-        endpoint_id=endpoint_id,
-        state=str(status.get("Code", "unknown")),
-        message=str(status.get("Message", "")),
-        dns_name=str(endpoint.get("DnsName", "")),
-        client_cidr=str(endpoint.get("ClientCidrBlock", "")),
-        transport=str(endpoint.get("TransportProtocol", "")),
-        port=int(port) if port is not None else None,
-        split_tunnel=bool(endpoint.get("SplitTunnel", False)),
-        associations=associations,
-        connections=connections,
-    )
-
-
-def format_status(status: EndpointStatus) -> list[str]:
-    """Lines for the terminal."""
-    state = status.state + (f" ({status.message})" if status.message else "")
-    lines = [f"Client VPN endpoint {status.endpoint_id}: {state}"]
-    if status.state == "pending-associate":
-        lines.append("  no subnet associated yet: the endpoint accepts no connections")
-    transport = f"{status.transport}/{status.port}" if status.port else status.transport
-    tunnel = "split tunnel" if status.split_tunnel else "full tunnel"
-    lines.append(f"  DNS name:     {status.dns_name}")
-    lines.append(f"  client CIDR:  {status.client_cidr}, {transport}, {tunnel}")
-    lines.append(f"  associations: {len(status.associations)}")
-    lines.extend(
-        f"    {item.subnet_id} ({item.vpc_id}): {item.status}" for item in status.associations
-    )
-    lines.append(f"  active connections: {len(status.connections)}")
-    lines.extend(
-        f"    {item.common_name} {item.client_ip} since {item.established} "
-        f"(in {_size(item.ingress_bytes)}, out {_size(item.egress_bytes)})"
-        for item in status.connections
-    )
-    return lines
-
-
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"

@@ -72,7 +72,7 @@ def vpn_import(stage: str | None, region: str | None, certs: Path | None) -> Non
     certificates instead of creating new ones.
     """
     from pylive.config import load_config
-    from pylive.vpn.aws import import_certificates
+    from pylive.vpn.acm_import import import_certificates
 
     config = load_config(stage=stage)
     result = import_certificates(config, region=region, certs_dir=certs)
@@ -126,7 +126,7 @@ def vpn_profile(
 def vpn_status(stage: str | None, region: str | None, endpoint_id: str | None) -> None:
     """Show the stage's endpoint, its subnets and connections."""
     from pylive.config import load_config
-    from pylive.vpn.aws import endpoint_status, format_status
+    from pylive.vpn.status import endpoint_status, format_status
 
     config = load_config(stage=stage)
     status = endpoint_status(config, endpoint_id=endpoint_id, region=region)

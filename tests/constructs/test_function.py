@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from pylive.constructs import Function
-from pylive.constructs.function import handler_module_file, split_handler
+from pylive.constructs.function_settings import handler_module_file, split_handler
 
 
 def only_function(template: Template) -> dict[str, Any]:

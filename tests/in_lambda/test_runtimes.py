@@ -17,7 +17,7 @@ import pytest
 
 from pylive.cdk.bundle import bundle_router, bundle_stub
 from pylive.cdk.shipped import runtime_files
-from pylive.constructs.function import OLDEST_RUNTIME
+from pylive.constructs.function_settings import OLDEST_RUNTIME
 
 SHIPPED = [path for path, _ in runtime_files()]
 OLDEST = tuple(int(p) for p in OLDEST_RUNTIME.removeprefix("python").split("."))

@@ -37,16 +37,11 @@ from pylive.vpn import (
     vpn_dir,
     write_arns,
 )
-from pylive.vpn.aws import (
-    Aws,
-    endpoint_status,
-    find_endpoint_id,
-    format_status,
-    import_certificates,
-    write_profile,
-)
+from pylive.vpn.acm_import import import_certificates
+from pylive.vpn.aws import Aws, find_endpoint_id, write_profile
 from pylive.vpn.certs import generate_certificates, write_certificates
 from pylive.vpn.profile import build_profile, ca_block
+from pylive.vpn.status import endpoint_status, format_status
 
 APP = "demo"
 ENDPOINT = "cvpn-endpoint-0123456789abcdef0"
