@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,7 +26,7 @@ def head_timeout_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.
         _head_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            super().connection_made(cast(asyncio.Transport, _CoalescedWrites(transport, self.loop)))
             self._arm()
 
         def on_message_begin(self) -> None:
@@ -56,6 +56,36 @@ def head_timeout_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.
                 self.transport.close()
 
     return HeadTimeoutProtocol
+
+
+class _CoalescedWrites:
+    """A transport whose writes in one turn of the event loop go out as one: uvicorn writes a
+    response's head and its body apart, two system calls and two TCP segments for one small
+    answer. Everything else is the transport's own; closing sends what is pending first."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class QuietServer(uvicorn.Server):
