@@ -33,6 +33,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the process-tree helpers the tests us
 
 from proctree import alive, children, descendants  # noqa: E402
 
+from pylive.cdk.shipped import handlers_dir  # noqa: E402
+
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 
@@ -542,32 +544,38 @@ def tree_memory(root: int, roles: dict[int, str] | None = None) -> dict[str, Any
 
 
 def pylive_roles(runner: int) -> dict[int, str]:
-    """runner -> worker host (zygote, runs sandbox/main.py) -> workers (its children)."""
+    """runner -> worker host (zygote, runs sandbox/main.py) -> workers (its children); a
+    worker host that runs the relay's stub (``--relay``) and its workers are told apart."""
     roles = {runner: "runner (HTTP + pool)"}
     for pid in children(runner):
         if "sandbox/main.py" in cmdline(pid):
-            roles[pid] = "worker host (zygote)"
+            stub = is_stub_host(pid)
+            roles[pid] = "stub worker host" if stub else "worker host (zygote)"
             for worker in children(pid):
-                roles[worker] = "worker"
+                roles[worker] = "stub worker" if stub else "worker"
         else:
             roles[pid] = "other"
     return roles
 
 
+def is_stub_host(pid: int) -> bool:
+    """Whether a worker host runs the stub: its working directory is the stub's code."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == handlers_dir().resolve()
+    except OSError:
+        return False
+
+
 def cpu_groups(runner: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by pylive's own process, by the stub workers
-    (a worker host whose working directory is the stub's code) and by the function workers,
-    with their worker hosts. Processes that already exited are not counted."""
+    (with their worker hosts) and by the function workers (with theirs). Processes that
+    already exited are not counted."""
     ticks = os.sysconf("SC_CLK_TCK")
     groups = {"pylive": _cpu_ticks(runner) / ticks, "stubs": 0.0, "functions": 0.0}
     for host in children(runner):
         if "sandbox/main.py" not in cmdline(host):
             continue
-        try:
-            stub = os.readlink(f"/proc/{host}/cwd").rstrip("/").endswith("stub")
-        except OSError:
-            continue
-        group = "stubs" if stub else "functions"
+        group = "stubs" if is_stub_host(host) else "functions"
         for pid in (host, *descendants(host)):
             groups[group] += _cpu_ticks(pid) / ticks
     return groups

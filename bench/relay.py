@@ -229,7 +229,9 @@ def run() -> dict[str, Any]:
                         if name == "relay":
                             common.log(f"round {index + 1}: idle memory")
                             time.sleep(2)  # let the process tree settle before measuring it
-                            result["idle"] = common.tree_memory(server.proc.pid)
+                            result["idle"] = common.tree_memory(
+                                server.proc.pid, common.pylive_roles(server.proc.pid)
+                            )
                         common.log(f"round {index + 1}: {name} latency")
                         result[name] = common.sequential_latency(
                             host, int(port), "/", requests=args.requests, warmup=100

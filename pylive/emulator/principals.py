@@ -19,6 +19,7 @@ from typing import Any
 
 from pylive.emulator.iam_policy import Decision, evaluate
 
+DECISIONS_KEPT = 1024  # per principal
 LOCAL_ACCOUNT = "123456789012"  # the account of the local cloud (the Lambda host's too)
 
 # What a developer who deploys the app may do with its WebSocket API (AdministratorAccess
@@ -37,6 +38,12 @@ class Principal:
     arn: str  # arn:aws:iam::ACCT:user/NAME or arn:aws:sts::ACCT:assumed-role/ROLE/SESSION
     user_id: str  # AIDA... for a user; AROA...:SESSION for a role session
     policies: tuple[Mapping[str, Any], ...] = ()
+    # A decision depends only on the policies (fixed for a principal: new policies make a new
+    # Principal) and on what authorize() is given, so each is evaluated once. A warm relay
+    # asks the same two questions on every invocation.
+    _decisions: dict[tuple[str, str, str], Decision] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def account(self) -> str:
@@ -79,7 +86,14 @@ class Principal:
         return keys
 
     def authorize(self, action: str, resource: str, source_ip: str) -> Decision:
-        return evaluate(self.policies, action, resource, self.context(source_ip))
+        key = (action, resource, source_ip)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = evaluate(self.policies, action, resource, self.context(source_ip))
+            if len(self._decisions) >= DECISIONS_KEPT:
+                self._decisions.clear()  # connection ids come and go: start again
+            self._decisions[key] = decision
+        return decision
 
 
 @dataclass(frozen=True)
