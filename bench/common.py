@@ -33,8 +33,6 @@ sys.path.insert(0, str(REPO / "tests"))  # the process-tree helpers the tests us
 
 from proctree import alive, children, descendants  # noqa: E402
 
-from pylive.cdk.shipped import handlers_dir  # noqa: E402
-
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 
@@ -560,6 +558,9 @@ def pylive_roles(runner: int) -> dict[int, str]:
 
 def is_stub_host(pid: int) -> bool:
     """Whether a worker host runs the stub: its working directory is the stub's code."""
+    # Imported here: a child of `stub_cpu.py --compare` imports pylive from another checkout.
+    from pylive.cdk.shipped import handlers_dir
+
     try:
         return Path(os.readlink(f"/proc/{pid}/cwd")) == handlers_dir().resolve()
     except OSError:

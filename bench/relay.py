@@ -155,7 +155,7 @@ def big_invoke_over_slow_calls(delay_ms: float = 20.0, runs: int = 3) -> dict[st
     from pylive.runner.answer_posts import POST_CHUNK_BYTES
 
     event = {"body": "z" * (BIG - 200)}
-    chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES))
+    chunks = len(protocol.split(json.dumps(event), max_frame_bytes=POST_CHUNK_BYTES, raw=True))
 
     async def scenario(delay_s: float) -> list[float]:
         async with _relay_with_runner(lambda event: b'"ok"') as api:

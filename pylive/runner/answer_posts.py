@@ -24,7 +24,7 @@ class AnswerPoster:
     async def post(self, reply_to: str, message: protocol.Message) -> None:
         """Send ``message`` to the connection ``reply_to``; a failure is logged, not raised."""
         encoded = within_limit(message, protocol.encode(message))
-        frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES)
+        frames = protocol.split(encoded, max_frame_bytes=POST_CHUNK_BYTES, raw=True)
         try:
             if len(frames) == 1:
                 delivered = await self._connections.post(reply_to, frames[0].encode())

@@ -1,16 +1,20 @@
 """The relay messages between the stub, the router and the runner: pure, stdlib only.
 
-Every message is one JSON object in one WebSocket text frame. Its ``action`` names the
-message type (and doubles as the API Gateway route key, selected on
-``$request.body.action``); ``v`` is the protocol version. Unknown extra fields are ignored so
-a newer peer may add optional fields; a missing or mistyped field, an unknown type or another
-version is a :class:`ProtocolError` (the caller decides whether the connection survives).
+Every message is one JSON object in one WebSocket text frame (raw chunks, below, add a slice
+after it). Its ``action`` names the message type (and doubles as the API Gateway route key,
+selected on ``$request.body.action``); ``v`` is the protocol version. Unknown extra fields
+are ignored so a newer peer may add optional fields; a missing or mistyped field, an unknown
+type or another version is a :class:`ProtocolError` (the caller decides whether the
+connection survives).
 
 API Gateway accepts at most 32 KB per frame and 128 KB per message, while Lambda payloads go
 up to 6 MB. :func:`split` turns an encoded message that is too big into ``chunk`` messages
 (base64 slices of its UTF-8 bytes, each chunk's JSON at most ``max_frame_bytes``), and a
 :class:`Reassembler` puts them back together in any arrival order, with limits. That carries
-everything up to Lambda's 6 MB.
+everything up to Lambda's 6 MB. What the stub and the runner send are *raw* chunks
+(``split(..., raw=True)``): a chunk message with empty ``data``, a newline, then the slice
+itself, cut on a character boundary, so the frame is still UTF-8 text but nothing is encoded
+or escaped. The :class:`Reassembler` reads both kinds.
 
 The parts: :mod:`.messages` (one dataclass per message), :mod:`.codec` (to and from JSON,
 checked), :mod:`.chunks` (splitting and reassembly), :mod:`.limits` and :mod:`.environment`

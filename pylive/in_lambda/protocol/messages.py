@@ -117,7 +117,8 @@ class Pong:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Slice ``index`` of ``total`` of the encoded message ``message_id`` (base64 ``data``).
+    """Slice ``index`` of ``total`` of the encoded message ``message_id`` (base64 ``data``;
+    in a raw chunk frame ``data`` is empty and the slice follows the message's newline).
 
     The chunks of an invoke also carry its ``request_id`` and ``reply_to``: a runner that
     cannot take the message (see :class:`Reassembler`'s limits) can still answer it."""

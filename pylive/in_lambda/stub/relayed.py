@@ -51,6 +51,7 @@ class Relayed:
             max_frame_bytes=POST_CHUNK_BYTES,
             request_id=invoke.request_id,
             reply_to=invoke.reply_to,
+            raw=True,
         )
 
     # -- posting the invoke ----------------------------------------------------------------
