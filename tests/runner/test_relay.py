@@ -153,6 +153,32 @@ def test_large_payloads_are_chunked_both_ways() -> None:
     run(scenario())
 
 
+def test_large_messages_travel_as_raw_chunks_both_ways() -> None:
+    posted: list[tuple[str, bytes]] = []
+
+    async def scenario() -> None:
+        async with local_cloud() as cloud, runner(cloud, ScriptedInvoker(echo)):
+            deliver = cloud.gateway.post
+
+            async def seen(connection_id: str, data: bytes) -> bool:
+                posted.append((connection_id, data))
+                return await deliver(connection_id, data)
+
+            cloud.gateway.post = seen  # type: ignore[method-assign]
+            cloud.add_stub("hello")
+            big = "é" * (300 * 1024)  # two bytes each: slices must not cut one in two
+            assert (await cloud.host.invoke_value("hello", {"big": big}))["event"]["big"] == big
+
+    run(scenario())
+    chunks = [(to, data) for to, data in posted if data.startswith(protocol.CHUNK_PREFIX)]
+    assert len({to for to, _ in chunks}) == 2  # the invoke to the runner, the answer to the stub
+    for _, data in chunks:
+        head, separator, _ = data.partition(b"\n")
+        chunk = protocol.decode(head)
+        assert separator and isinstance(chunk, protocol.Chunk) and chunk.data == ""
+        data.decode()  # a text message
+
+
 def test_an_answer_over_the_relays_limit_is_an_error_not_a_timeout() -> None:
     async def raw(function_id: str, event: bytes) -> InvokeResult:
         # A function's bytes result, as the pool returns it: under Lambda's 6 MB, but its
