@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-import orjson
+from pylive import exact_json
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 
@@ -228,9 +228,8 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_result(result: bytes) -> Any:
     try:
-        return orjson.loads(result)
-    except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits, which are still valid JSON.
+        return exact_json.loads(result)  # integers beyond 64 bits stay exact, as in Lambda
+    except ValueError:  # what orjson refuses but is still JSON (a lone surrogate escape)
         return json.loads(result, parse_constant=_reject_constant)
 
 
@@ -241,7 +240,7 @@ def _header_value(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool | int | float):
-        return orjson.dumps(value).decode()
+        return exact_json.dumps(value).decode()
     raise _Malformed(f"header value {value!r} is not a string")
 
 

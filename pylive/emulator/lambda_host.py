@@ -32,8 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import orjson
-
+from pylive import exact_json
 from pylive.cdk.shipped import handlers_dir
 from pylive.in_lambda.relay_settings import StubSettings
 from pylive.runner.invocation import InvokeResult
@@ -130,7 +129,7 @@ class LambdaHost:
     async def invoke(self, name: str, event: bytes | Any) -> InvokeResult:
         """Invoke ``name`` with ``event`` (JSON bytes or an already decoded value)."""
         state = self._functions[name]
-        payload = orjson.loads(event) if isinstance(event, bytes | bytearray) else event
+        payload = exact_json.loads(event) if isinstance(event, bytes | bytearray) else event
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         deadline = time.time() + state.function.timeout
@@ -176,7 +175,7 @@ class LambdaHost:
     async def invoke_value(self, name: str, event: Any) -> Any:
         """Invoke and return the decoded result; a function error raises :class:`FunctionError`."""
         result = await self.invoke(name, event)
-        value = orjson.loads(result.body)
+        value = exact_json.loads(result.body)
         if not result.ok:
             raise FunctionError(name, value)
         return value

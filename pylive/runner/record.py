@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from pylive import exact_json
 from pylive.runner.event_source import http_head, infer_source
 
 MAX_RECORDS = 500  # invocations kept in memory (and about as many in the file)
@@ -387,9 +388,9 @@ def _cap(payload: bytes) -> bytes:
 
 def _decode(payload: bytes) -> Any:
     try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        try:  # orjson refuses integers beyond 64 bits, which are valid JSON
+        return exact_json.loads(payload)
+    except ValueError:
+        try:  # what orjson refuses but is still JSON (a lone surrogate escape)
             return json.loads(payload)
         except ValueError:
             return payload.decode("utf-8", "replace")

@@ -41,10 +41,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from pylive import exact_json
 from pylive.in_lambda import protocol
 from pylive.runner.answer_posts import AnswerPoster
 from pylive.runner.connections import ConnectionsClient, describe_failure
@@ -366,7 +366,7 @@ class RelayClient:
         context = invoke.context
         return await self.invoker.invoke(
             invoke.function_id,
-            orjson.dumps(invoke.event),
+            exact_json.dumps(invoke.event),
             request_id=invoke.request_id,
             client_context=context.client_context,
             identity=context.identity,

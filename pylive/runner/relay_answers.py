@@ -8,8 +8,7 @@ import json
 import time
 from collections import OrderedDict
 
-import orjson
-
+from pylive import exact_json
 from pylive.in_lambda import protocol
 from pylive.runner.invocation import InvokeResult
 from pylive.sandbox.errors import HANDLER_NOT_FOUND, PYLIVE_ERROR, RELAY_ERROR, error_fields
@@ -19,8 +18,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 def answer_of(request_id: str, result: InvokeResult) -> protocol.Message:
     try:
-        payload = orjson.loads(result.body)
-    except orjson.JSONDecodeError:
+        payload = exact_json.loads(result.body)
+    except ValueError:
         payload = None
         if result.ok:  # a bytes result (application/unknown) travels as text
             return protocol.Result(request_id, result.body.decode("utf-8", "replace"))

@@ -179,6 +179,29 @@ def test_large_messages_travel_as_raw_chunks_both_ways() -> None:
         data.decode()  # a text message
 
 
+def test_integers_beyond_64_bits_cross_the_relay_exactly_both_ways() -> None:
+    # Lambda's runtime reads and writes JSON with the standard library: such integers stay
+    # integers (a fast JSON library would round them to floats, or refuse to write them).
+    big = 2**64
+
+    async def answer(function_id: str, event: bytes) -> InvokeResult:
+        value = json.loads(event)
+        return InvokeResult(True, json.dumps({"n": value["n"] + 1, "m": -big, "f": 0.5}).encode())
+
+    async def scenario() -> None:
+        invoker = ScriptedInvoker(answer)
+        async with local_cloud() as cloud, runner(cloud, invoker):
+            cloud.add_stub("hello")
+            assert await cloud.host.invoke_value("hello", {"n": big}) == {
+                "n": big + 1,
+                "m": -big,
+                "f": 0.5,
+            }
+            assert invoker.calls[0][1] == {"n": big}
+
+    run(scenario())
+
+
 def test_an_answer_over_the_relays_limit_is_an_error_not_a_timeout() -> None:
     async def raw(function_id: str, event: bytes) -> InvokeResult:
         # A function's bytes result, as the pool returns it: under Lambda's 6 MB, but its
