@@ -651,3 +651,114 @@ def start_raw_asgi(port: int) -> Background:
         f"import common; common.serve_raw_asgi({port})"
     )
     return Background([PYTHON, "-c", code], stdin=subprocess.DEVNULL)
+
+
+# -- uvicorn in front of forked worker processes: the floor of a process per invocation ----
+
+_FRAME = "!II"  # header length, body length; as pylive's worker frames
+
+
+def _floor_worker(sock: socket.socket) -> None:
+    """A forked worker: read an invocation (a JSON header and a JSON event), answer with the
+    stdlib handler's result, as a worker that does nothing else would."""
+    import struct
+
+    frame = struct.Struct(_FRAME)
+    reader = sock.makefile("rb", buffering=1 << 16)
+    while True:
+        prefix = reader.read(frame.size)
+        if len(prefix) < frame.size:
+            os._exit(0)
+        header_len, body_len = frame.unpack(prefix)
+        header = json.loads(reader.read(header_len))
+        json.loads(reader.read(body_len))
+        body = json.dumps({"message": "Hello, world!", "marker": "v0"})
+        result = json.dumps(
+            {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body}
+        ).encode()
+        answer = json.dumps({"t": "result", "id": header["id"]}).encode()
+        sock.sendall(frame.pack(len(answer), len(result)) + answer + result)
+
+
+def serve_pool_asgi(port: int) -> None:
+    """uvicorn (the settings of :func:`serve_raw_asgi`) that hands each request, as a small
+    JSON event, to an idle forked worker over a socket pair and answers with the worker's
+    result: one worker per concurrent request, created on demand, as pylive's pool does.
+    No routing, records, timeouts or logs: the least a process per invocation costs."""
+    import asyncio
+    import struct
+
+    import orjson
+    import uvicorn
+
+    frame = struct.Struct(_FRAME)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def worker() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if idle:
+            return idle.pop()
+        ours, theirs = socket.socketpair()
+        if os.fork() == 0:
+            ours.close()
+            _floor_worker(theirs)
+        theirs.close()
+        return await asyncio.open_unix_connection(sock=ours)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        event = orjson.dumps(
+            {
+                "version": "2.0",
+                "rawPath": scope["path"],
+                "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            }
+        )
+        header = orjson.dumps({"t": "invoke", "id": "request"})
+        reader, writer = await worker()
+        writer.write(frame.pack(len(header), len(event)) + header + event)
+        header_len, body_len = frame.unpack(await reader.readexactly(frame.size))
+        data = await reader.readexactly(header_len + body_len)
+        idle.append((reader, writer))
+        result = orjson.loads(data[header_len:])
+        body = result["body"].encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": result["statusCode"],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def start_pool_asgi(port: int) -> Background:
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import common; common.serve_pool_asgi({port})"
+    )
+    return Background([PYTHON, "-c", code], stdin=subprocess.DEVNULL)
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(pid) for pid in (root, *descendants(root))) / ticks

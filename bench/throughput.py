@@ -3,7 +3,11 @@
 - throughput: `wrk -t2 -c16 -d5s` (16 keep-alive connections), rounds interleaved, median;
 - latency: one client, sequential requests on one keep-alive connection, p50/p99;
 - for a stdlib handler and a handler that imports boto3, against the same handler called
-  in-process and a bare uvicorn raw ASGI app (same uvicorn settings) as the HTTP floor.
+  in-process and a bare uvicorn raw ASGI app (same uvicorn settings) as the HTTP floor;
+- the floor of a process per invocation: the same uvicorn handing each request to a forked
+  worker over a socket pair (``common.serve_pool_asgi``), nothing else;
+- CPU per request under wrk, for each server, and for pylive split between its own
+  process and the function workers.
 
 pylive prints one line per request: its stdout goes to a file here.
 
@@ -64,6 +68,20 @@ def collect(rounds: list[dict[str, Any]], key: str) -> float:
     return common.median(r[key] for r in rounds)
 
 
+def _cpu_per_request(
+    before: dict[str, float], after: dict[str, float], wrk: dict[str, Any]
+) -> dict[str, float]:
+    """CPU microseconds per answered request, per process group (stubs: none on --direct)."""
+    requests = wrk["requests"] or 1
+    used = {k: (after[k] - before[k]) * 1e6 / requests for k in after if k != "stubs"}
+    return {**{k: round(v, 1) for k, v in used.items()}, "total": round(sum(used.values()), 1)}
+
+
+def _median_cpu(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    keys = rounds[0]["cpu_us_per_request"]
+    return {k: common.median(r["cpu_us_per_request"][k] for r in rounds) for k in keys}
+
+
 def run() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -76,16 +94,25 @@ def run() -> dict[str, Any]:
     with common.temp_dir("pylive-bench-throughput-") as directory:
         common.log("creating the app")
         app = common.create_app(directory, common.BOTH_ROUTES, with_boto3=True)
-        raw_port = common.free_port()
+        raw_port, pool_port = common.free_port(), common.free_port()
         direct = common.DevServer(app, extra_args=["--direct"])
-        with common.start_raw_asgi(raw_port), direct as server:
+        raw, pool = common.start_raw_asgi(raw_port), common.start_pool_asgi(pool_port)
+        with raw, pool, direct as server:
             server.wait_ready()
             common.wait_http_ok(common.HOST, raw_port)
+            common.wait_http_ok(common.HOST, pool_port)
             host, port = server.host_port
             targets = {
                 "uvicorn_raw_asgi": (common.HOST, raw_port, "/"),
+                "uvicorn_worker_pool": (common.HOST, pool_port, "/"),
                 "pylive_stdlib": (host, port, "/"),
                 "pylive_boto3": (host, port, "/aws"),
+            }
+            cpu_of = {
+                "uvicorn_raw_asgi": lambda: {"server": common.tree_cpu(raw.proc.pid)},
+                "uvicorn_worker_pool": lambda: {"server": common.tree_cpu(pool.proc.pid)},
+                "pylive_stdlib": lambda: common.cpu_groups(server.proc.pid),
+                "pylive_boto3": lambda: common.cpu_groups(server.proc.pid),
             }
             wrk: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
             latency: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
@@ -101,9 +128,11 @@ def run() -> dict[str, Any]:
                         common.sequential_latency(h, p, path, requests=args.requests, warmup=100)
                     )
                     common.log(f"round {index + 1}: {name} wrk -c{args.connections}")
+                    before = cpu_of[name]()
                     result = common.run_wrk(
                         f"http://{h}:{p}{path}", connections=args.connections, seconds=args.seconds
                     )
+                    result["cpu_us_per_request"] = _cpu_per_request(before, cpu_of[name](), result)
                     common.log(f"  {result['requests_per_s']:.0f} req/s")
                     wrk[name].append(result)
                     time.sleep(0.5)
@@ -126,6 +155,7 @@ def run() -> dict[str, Any]:
             "wrk_median_p50_us": collect(wrk[name], "p50_us"),
             "wrk_median_p99_us": collect(wrk[name], "p99_us"),
             "wrk_non_2xx": sum(r["non_2xx"] for r in wrk[name]),
+            "wrk_median_cpu_us_per_request": _median_cpu(wrk[name]),
             "sequential_median_p50_us": collect(latency[name], "p50"),
             "sequential_median_p99_us": collect(latency[name], "p99"),
             "sequential_non_200": sum(r["non_200"] for r in latency[name]),
@@ -165,6 +195,15 @@ def run() -> dict[str, Any]:
             ),
             "added_p50_us_stdlib": common.verdict(added["stdlib"], TARGET_ADDED_P50_US),
             "added_p50_us_boto3": common.verdict(added["boto3"], TARGET_ADDED_P50_US),
+            # What a process per invocation allows here, and pylive's share of it.
+            "requests_per_s_share_of_worker_pool_floor": round(
+                stdlib["wrk_median_requests_per_s"]
+                / summary["uvicorn_worker_pool"]["wrk_median_requests_per_s"],
+                3,
+            ),
+            "cpu_us_per_request": {
+                name: summary[name]["wrk_median_cpu_us_per_request"] for name in summary
+            },
             "added_p50_us_over_bare_uvicorn": round(
                 stdlib["sequential_median_p50_us"] - raw["sequential_median_p50_us"], 1
             ),
@@ -186,7 +225,7 @@ def run() -> dict[str, Any]:
                 for name, rounds in latency.items()
             },
         },
-        "note": "medians over rounds; the three servers are measured in turn within each round",
+        "note": "medians over rounds; the servers are measured in turn within each round",
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "stdev_requests_per_s": {
             name: round(statistics.pstdev(r["requests_per_s"] for r in rounds), 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -134,3 +135,13 @@ def new_trace_id() -> str:
     """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
     root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
     return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID in its text form, as Lambda's request ids are: the same
+    value ``str(uuid.uuid4())`` gives, in under half its time (it is made per invocation)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,13 @@ from pylive.cdk.manifest import FunctionSpec
 from pylive.runner.environment import function_arn, lambda_environment
 from pylive.runner.exits import ExitStatuses
 from pylive.runner.function_state import FunctionState
-from pylive.runner.invocation import InvokeResult, call_worker, new_trace_id, since
+from pylive.runner.invocation import (
+    InvokeResult,
+    call_worker,
+    new_request_id,
+    new_trace_id,
+    since,
+)
 from pylive.runner.preload import Preloads
 from pylive.runner.record import Invocation, InvocationLog
 from pylive.runner.spawn import InitFailed, init_error_hint, spawn_worker
@@ -272,7 +277,7 @@ class WorkerPool:
         identity: dict[str, Any] | None,
         trace_id: str | None,
     ) -> InvokeResult:
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         log = self._options.record
         if log is None:
             return await self._run(state, event, request_id, client_context, identity, trace_id)

@@ -10,14 +10,18 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from pylive import exact_json
 from pylive.runner.zygote import SpawnedWorker
-from pylive.sandbox.frames import FRAME_PREFIX, AnswerFrame, InvokeFrame, ReadyFrame, pack_frame
+from pylive.sandbox.frames import FRAME_PREFIX, AnswerFrame, InvokeFrame, ReadyFrame
 
 if TYPE_CHECKING:
     from pylive.runner.record import Invocation
 
 OutputSink = Callable[[str, str], None]  # (function id, one line of its output)
 STREAM_LIMIT = 1 << 24
+ONE_READ_MAX = 1 << 16  # a frame up to this size is read in one go, header and body
 
 
 class WorkerDied(Exception):
@@ -75,16 +79,23 @@ class Worker:
         return None
 
     async def invoke(self, frame: InvokeFrame, event: bytes) -> tuple[AnswerFrame, bytes]:
-        self._writer.write(pack_frame(frame.encode(), event))
-        header, body = await self._read()
-        return AnswerFrame.decode(header), body
+        # orjson for the header (a frame the worker reads with the standard library): what
+        # it cannot write, such as an integer beyond 64 bits, the standard library writes.
+        header = exact_json.dumps(frame.encode())
+        self._writer.write(FRAME_PREFIX.pack(len(header), len(event)) + header + event)
+        answer, body = await self._read()
+        return AnswerFrame.decode(answer), body
 
     async def _read(self) -> tuple[dict[str, Any], bytes]:
         try:
             prefix = await self._reader.readexactly(FRAME_PREFIX.size)
             header_len, body_len = FRAME_PREFIX.unpack(prefix)
-            header = json.loads(await self._reader.readexactly(header_len))
-            body = await self._reader.readexactly(body_len) if body_len else b""
+            if header_len + body_len <= ONE_READ_MAX:
+                data = await self._reader.readexactly(header_len + body_len)
+                header, body = _header(data[:header_len]), data[header_len:]
+            else:  # a large body is not copied once more by slicing
+                header = _header(await self._reader.readexactly(header_len))
+                body = await self._reader.readexactly(body_len)
         except (asyncio.IncompleteReadError, ConnectionError):
             self.dead = True
             raise WorkerDied from None
@@ -102,6 +113,16 @@ class Worker:
         if self._output is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._output
+
+
+def _header(data: bytes) -> dict[str, Any]:
+    """A frame's JSON header. orjson refuses a lone surrogate escape, which the standard
+    library writes for a file name that is not UTF-8 (a ready frame lists module files)."""
+    try:
+        header: dict[str, Any] = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        header = json.loads(data)
+    return header
 
 
 async def _relay_output(fd: int, worker: Worker, sink: OutputSink) -> None:

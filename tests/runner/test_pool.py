@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from pathlib import Path
 
 from asynchelpers import run
@@ -16,6 +17,9 @@ APP = {
     "functions/util.py": "VERSION = 'v1'\n",
     "functions/api.py": (
         "import os, sys, time\n"
+        "def context_of(event, context):\n"
+        "    return {'id': context.aws_request_id, 'custom': context.client_context.custom,\n"
+        "            'identity': context.identity.cognito_identity_id}\n"
         "from functions import util\n"
         "def handler(event, context):\n"
         "    return {'pid': os.getpid(), 'version': util.VERSION, 'event': event}\n"
@@ -86,6 +90,41 @@ def test_workers_are_reused_and_import_once(tmp_path: Path, recorder: Recorder) 
 
     pids = run(go())
     assert len(set(pids)) == 1
+
+
+def test_the_context_reaches_the_handler_exactly(tmp_path: Path, recorder: Recorder) -> None:
+    """The invocation's header crosses to the worker unchanged: an integer beyond 64 bits
+    and non-ASCII text in the client context, the identity; a request id pylive makes is
+    a version 4 UUID, as Lambda's are."""
+    root = _app(tmp_path)
+    custom = {"big": 2**64 + 1, "name": "Zoë ✓", "nested": [{"n": -(2**70)}]}
+
+    async def go() -> list[dict[str, object]]:
+        pool = make_pool(root, recorder)
+        await pool.start([spec(root, "functions/api.context_of", id="c")])
+        try:
+            answers = []
+            for request_id in (None, "given-id"):
+                result = await pool.invoke(
+                    "c",
+                    b"{}",
+                    request_id=request_id,
+                    client_context={"custom": custom, "env": {}, "client": {}},
+                    identity={"cognitoIdentityId": "eu-west-1:ü"},
+                )
+                assert result.ok, result.body
+                answers.append(json.loads(result.body))
+            return answers
+        finally:
+            await pool.close()
+
+    made, given = run(go())
+    assert made["custom"] == custom and given["custom"] == custom
+    assert made["identity"] == "eu-west-1:ü"
+    assert str(uuid.UUID(str(made["id"]))) == made["id"]
+    assert uuid.UUID(str(made["id"])).version == 4
+    assert uuid.UUID(str(made["id"])).variant == uuid.RFC_4122
+    assert given["id"] == "given-id"
 
 
 def test_one_worker_per_concurrent_invocation(tmp_path: Path, recorder: Recorder) -> None:
