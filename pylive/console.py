@@ -27,6 +27,7 @@ class Console:
         self._stream = stream or sys.stdout
         self._color = self._stream.isatty() if color is None else color
         self._flush_scheduled = False
+        self._ended: list[Invocation] = []  # invocations whose line is yet to be written
         self.level = level
 
     def _paint(self, text: str, color: str) -> str:
@@ -83,9 +84,19 @@ class Console:
         Written once the event loop is free again, after the caller has its answer."""
         if kind != "end" or (self.level == "quiet" and record.ok):
             return
+        if self._ended:  # the lines of this turn of the event loop are already due
+            self._ended.append(record)
+            return
         try:
-            asyncio.get_running_loop().call_soon(self._invocation_line, record)
+            asyncio.get_running_loop().call_soon(self._invocation_lines)
         except RuntimeError:
+            self._invocation_line(record)
+            return
+        self._ended.append(record)
+
+    def _invocation_lines(self) -> None:
+        ended, self._ended = self._ended, []
+        for record in ended:
             self._invocation_line(record)
 
     def _invocation_line(self, record: Invocation) -> None:

@@ -24,16 +24,25 @@ def head_timeout_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.
 
     class HeadTimeoutProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _in_head = False  # a request's head has begun and is not complete yet
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(cast(asyncio.Transport, _CoalescedWrites(transport, self.loop)))
             self._arm()
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            # A head that arrives whole (as nearly every one does) needs no timer: one is
+            # armed only for a head still incomplete once this data is parsed.
+            if self._in_head:
+                self._arm()
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            self._in_head = True
 
         def on_headers_complete(self) -> None:
+            self._in_head = False
             self._disarm()
             super().on_headers_complete()
 

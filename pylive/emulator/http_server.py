@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from pylive.emulator.http_events import (
 )
 from pylive.emulator.routes import RouteTable
 from pylive.errors import ServeError
+from pylive.random_bytes import random_bytes
 from pylive.runner.invocation import InvokeResult
 
 Invoke = Callable[[str, bytes], Awaitable[InvokeResult]]
@@ -120,6 +120,8 @@ class HttpApiApp:
             settings = routes.cors_for(match.route_key)
             if settings is not None:
                 response = cors.apply(settings, scope["headers"], response)
+        if result.record is not None:
+            result.record.answered_http(method, event["rawPath"], match.route_key, response.status)
         await _respond(send, response, request_id.encode())
         self._log(method, path, match.function, response.status, _since(started))
 
@@ -129,12 +131,7 @@ class HttpApiApp:
         timeout = self.api.integration_timeout
         if timeout is None:
             return None
-
-        async def answer() -> None:
-            await _respond(send, unavailable_response())
-            self._log(method, path, function, 503, _since(started))
-
-        return _IntegrationTimer(timeout, answer)
+        return _IntegrationTimer(timeout, send, self._log, (method, path, function, started))
 
     async def _preflight(
         self, scope: Scope, routes: RouteTable, send: Send, started: float
@@ -155,17 +152,29 @@ class HttpApiApp:
 
 class _IntegrationTimer:
     """Answers 503 when the integration timeout passes first, as API Gateway does; the
-    invocation itself is not cancelled (the function runs until it ends, as in Lambda)."""
+    invocation itself is not cancelled (the function runs until it ends, as in Lambda).
+    One is made per request: a plain object with its timer, no closures."""
 
-    def __init__(self, timeout: float, answer: Callable[[], Awaitable[None]]) -> None:
+    __slots__ = ("answered", "_handle", "_send", "_log", "_request", "_task")
+
+    def __init__(
+        self, timeout: float, send: Send, log: RequestLog, request: tuple[str, str, str, float]
+    ) -> None:
         self.answered = False
-        self._answer = answer
+        self._send = send
+        self._log = log
+        self._request = request  # method, path, function, started
         self._task: asyncio.Task[None] | None = None
         self._handle = asyncio.get_running_loop().call_later(timeout, self._fire)
 
     def _fire(self) -> None:
         self.answered = True
         self._task = asyncio.ensure_future(self._answer())
+
+    async def _answer(self) -> None:
+        await _respond(self._send, unavailable_response())
+        method, path, function, started = self._request
+        self._log(method, path, function, 503, _since(started))
 
     def cancel(self) -> None:
         self._handle.cancel()
@@ -202,7 +211,7 @@ async def _respond(send: Send, response: HttpResponse, request_id: bytes | None 
 
 
 def _request_id() -> str:
-    return base64.b64encode(os.urandom(10)).decode()
+    return base64.b64encode(random_bytes(10)).decode()
 
 
 def _host(scope: Scope) -> str:

@@ -47,7 +47,7 @@ _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%/")
 _LITERAL, _VAR, _GREEDY = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as HttpResponse
 class RouteMatch:
     """The route selected for a request and its (percent-decoded) path parameters."""
 

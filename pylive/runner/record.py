@@ -148,6 +148,13 @@ class Invocation:
             self._http = head
         return self._http  # type: ignore[no-any-return]
 
+    def answered_http(self, method: str, path: str, route_key: str, status: int) -> None:
+        """What pylive's HTTP API made of this invocation: the request it came from and the
+        status it answered with, so the console's line need not decode event and result."""
+        self._http = (method, path, route_key)
+        self._source = f"http {route_key}" if route_key != "$default" else f"http {method} {path}"
+        self._http_status = status
+
     def summary(self) -> dict[str, Any]:
         """What a list of invocations shows (no event, result or output)."""
         error = self.error()

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 OutputSink = Callable[[str, str], None]  # (function id, one line of its output)
 STREAM_LIMIT = 1 << 24
-ONE_READ_MAX = 1 << 16  # a frame up to this size is read in one go, header and body
 
 
 class WorkerDied(Exception):
@@ -36,14 +35,14 @@ class Worker:
         function_id: str,
         generation: int,
         spawned: SpawnedWorker,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
+        frames: FrameReader,
     ) -> None:
         self.function_id = function_id
         self.generation = generation
         self.pid = spawned.pid
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._frames = frames
         self._output: asyncio.Task[None] | None = None
         self.files: list[str] = []
         self.modules: list[str] = []
@@ -61,8 +60,9 @@ class Worker:
     async def attach(
         cls, function_id: str, generation: int, spawned: SpawnedWorker, sink: OutputSink
     ) -> Worker:
-        reader, writer = await asyncio.open_unix_connection(sock=spawned.sock, limit=STREAM_LIMIT)
-        worker = cls(function_id, generation, spawned, reader, writer)
+        loop = asyncio.get_running_loop()
+        transport, frames = await loop.create_unix_connection(FrameReader, sock=spawned.sock)
+        worker = cls(function_id, generation, spawned, transport, frames)
         worker._output = asyncio.create_task(_relay_output(spawned.output_fd, worker, sink))
         return worker
 
@@ -82,37 +82,78 @@ class Worker:
         # orjson for the header (a frame the worker reads with the standard library): what
         # it cannot write, such as an integer beyond 64 bits, the standard library writes.
         header = exact_json.dumps(frame.encode())
-        self._writer.write(FRAME_PREFIX.pack(len(header), len(event)) + header + event)
+        self._transport.write(FRAME_PREFIX.pack(len(header), len(event)) + header + event)
         answer, body = await self._read()
         return AnswerFrame.decode(answer), body
 
     async def _read(self) -> tuple[dict[str, Any], bytes]:
         try:
-            prefix = await self._reader.readexactly(FRAME_PREFIX.size)
-            header_len, body_len = FRAME_PREFIX.unpack(prefix)
-            if header_len + body_len <= ONE_READ_MAX:
-                data = await self._reader.readexactly(header_len + body_len)
-                header, body = _header(data[:header_len]), data[header_len:]
-            else:  # a large body is not copied once more by slicing
-                header = _header(await self._reader.readexactly(header_len))
-                body = await self._reader.readexactly(body_len)
-        except (asyncio.IncompleteReadError, ConnectionError):
+            header, body = await self._frames.read()
+        except WorkerDied:
             self.dead = True
-            raise WorkerDied from None
-        return header, body
+            raise
+        return _header(header), body
 
     def kill(self) -> None:
         """Stop the process now (used on timeout, reload and shutdown)."""
         self.dead = True
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        self._writer.close()
+        self._transport.close()
 
     async def closed(self) -> None:
         """Wait until the process's output has been fully relayed."""
         if self._output is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._output
+
+
+class FrameReader(asyncio.Protocol):
+    """The runner's end of a worker's socket, read frame by frame (prefix, header, body):
+    a whole frame resolves the waiting :meth:`read`, with no stream buffering between."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[bytes, bytes]] | None = None
+        self._lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is not None:
+            self._deliver()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._waiter is not None:
+            self._deliver()
+
+    async def read(self) -> tuple[bytes, bytes]:
+        """The next frame's header and body; raises WorkerDied when the socket closes first."""
+        waiter: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        self._deliver()  # a frame already whole resolves it now
+        return await waiter
+
+    def _deliver(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        buffer = self._buffer
+        if len(buffer) >= FRAME_PREFIX.size:
+            header_len, body_len = FRAME_PREFIX.unpack_from(buffer)
+            header_end = FRAME_PREFIX.size + header_len
+            end = header_end + body_len
+            if len(buffer) >= end:
+                with memoryview(buffer) as view:  # each part copied once, straight to bytes
+                    header = bytes(view[FRAME_PREFIX.size : header_end])
+                    body = bytes(view[header_end:end])
+                del buffer[:end]
+                self._waiter = None
+                waiter.set_result((header, body))
+                return
+        if self._lost:  # the worker exited (or was killed) before its frame was whole
+            self._waiter = None
+            waiter.set_exception(WorkerDied())
 
 
 def _header(data: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pylive.emulator.http_protocol import head_timeout_protocol
 from pylive.emulator.http_server import HttpApi, HttpApiApp, bind
 from pylive.emulator.routes import RouteTable
 from pylive.runner.pool import PoolOptions, WorkerPool
+from pylive.runner.record import InvocationLog
 
 
 class Server:
@@ -29,15 +30,17 @@ class Server:
         routes: list[RouteSpec],
         functions: tuple[str, ...] = ("handler", "boom"),
         head_timeout: float | None = None,
+        records: InvocationLog | None = None,
         **api: Any,
     ) -> None:
         """``functions`` name handlers in ``root/api.py``; ``api`` sets :class:`HttpApi`
-        fields (``integration_timeout=...``)."""
+        fields (``integration_timeout=...``); ``records`` keeps the invocations."""
         self.root = root
         self.routes = routes
         self.functions = functions
         self.api = api
         self.head_timeout = head_timeout
+        self.records = records
         self.log: list[tuple[str, str, str, int, float]] = []
         self.port = 0
         self._ready = threading.Event()
@@ -67,7 +70,9 @@ class Server:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        options = PoolOptions(base_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        options = PoolOptions(
+            base_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, record=self.records
+        )
         pool = WorkerPool(Path(sys.executable), self.root, options)
         await pool.start(
             FunctionSpec(id=name, handler=f"api.{name}", code_dir=str(self.root), timeout=60)
@@ -80,7 +85,10 @@ class Server:
         http: Any = "httptools"
         if self.head_timeout is not None:
             http = head_timeout_protocol(self.head_timeout)
-        config = uvicorn.Config(app, http=http, lifespan="off", log_level="warning")
+        # Idle connections are kept as long as `pylive dev` keeps them (75 s).
+        config = uvicorn.Config(
+            app, http=http, lifespan="off", log_level="warning", timeout_keep_alive=75
+        )
         self._server = uvicorn.Server(config)
         serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:

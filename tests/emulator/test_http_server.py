@@ -1,5 +1,6 @@
 """The local HTTP API's own behaviour, on the real server with real workers: the 30 s
-integration timeout of HTTP APIs (made short here)."""
+integration timeout of HTTP APIs (made short here), and what it tells the invocation's
+record."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from serving import Server
 
 from pylive.cdk.manifest import RouteSpec
 from pylive.emulator.http_server import INTEGRATION_TIMEOUT_S
+from pylive.runner.record import _UNSET, InvocationLog
 
 HANDLERS = """
 import pathlib
@@ -26,6 +28,10 @@ def slow(event, context):
     if "mark" in params:
         pathlib.Path(params["mark"]).write_text("finished")
     return {"slept": params.get("seconds", "0")}
+
+
+def teapot(event, context):
+    return {"statusCode": 418, "headers": {"x-n": 1}, "body": "short and stout"}
 """
 ROUTES = [RouteSpec("GET /slow", "slow")]
 
@@ -72,3 +78,26 @@ def test_without_an_integration_timeout_the_client_waits(app_root: Path) -> None
     with Server(app_root, ROUTES, functions=("slow",), integration_timeout=None) as running:
         status, _, body = running.request("GET", "/slow?seconds=1")
         assert (status, json.loads(body)) == (200, {"slept": "1"})
+
+
+def test_the_record_has_the_request_and_status_from_the_http_api(app_root: Path) -> None:
+    """The console prints every invocation's request and status: the HTTP API tells the
+    record both, so printing them decodes neither the event nor the result again."""
+    records = InvocationLog()
+    routes = [RouteSpec("GET /pots/{name}", "teapot"), RouteSpec("$default", "teapot")]
+    with Server(app_root, routes, functions=("teapot",), records=records) as running:
+        assert running.request("GET", "/pots/brown")[0] == 418
+        assert running.request("POST", "/elsewhere")[0] == 418
+    by_route, by_default = list(records)
+    assert (by_route.http_request(), by_route.source(), by_route.http_status()) == (
+        ("GET", "/pots/brown", "GET /pots/{name}"),
+        "http GET /pots/{name}",
+        418,
+    )
+    assert (by_default.http_request(), by_default.source(), by_default.http_status()) == (
+        ("POST", "/elsewhere", "$default"),
+        "http POST /elsewhere",
+        418,
+    )
+    for record in (by_route, by_default):  # nothing was decoded to find them
+        assert record._event_value is _UNSET and record._result_value is _UNSET

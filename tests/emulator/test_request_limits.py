@@ -135,8 +135,15 @@ def closed_within(port: int, payload: bytes, timeout: float = 15.0) -> bool:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"GET /echo HTTP/1.1\r\nHost: x\r\n", b"GET /ec"],
-    ids=["nothing", "head", "line"],
+    [
+        b"",
+        b"GET /echo HTTP/1.1\r\nHost: x\r\n",
+        b"GET /ec",
+        # A kept-alive connection's next request: answered first, then its head left unfinished.
+        b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n",
+        b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\nGET /ec",
+    ],
+    ids=["nothing", "head", "line", "next-head", "next-line"],
 )
 def test_the_http_api_closes_a_connection_that_never_finishes_its_head(
     server: Server, payload: bytes
