@@ -4,10 +4,8 @@ its memory size) or returns more than Lambda accepts."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import random
 import time
 from dataclasses import dataclass, field
 
@@ -67,8 +65,9 @@ async def call_worker(
     error answered) when it runs out of time or answers too much."""
     request_id = frame.id
     try:
-        async with asyncio.timeout(frame.deadline_ms / 1000 - time.time()):
-            answer, body = await worker.invoke(frame, event)
+        answer, body = await worker.invoke(
+            frame, event, timeout=frame.deadline_ms / 1000 - time.time()
+        )
         if len(body) > RESPONSE_LIMIT_BYTES and answer.ok:
             worker.kill()  # Lambda refused the answer: its runtime exits
             _too_large(output, state, len(body), record)
@@ -136,15 +135,16 @@ def since(started: float) -> float:
 
 def new_trace_id() -> str:
     """An X-Ray trace header of the form Lambda passes in ``_X_AMZN_TRACE_ID``."""
-    root = f"1-{int(time.time()):08x}-{random.getrandbits(96):024x}"
-    return f"Root={root};Parent={random.getrandbits(64):016x};Sampled=0"
+    root = f"1-{int(time.time()):08x}-{random_bytes(12).hex()}"
+    return f"Root={root};Parent={random_bytes(8).hex()};Sampled=0"
+
+
+# The RFC 4122 variant's hex digit (10xx in binary) for any random one.
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def new_request_id() -> str:
     """A random (version 4) UUID in its text form, as Lambda's request ids are: the same
-    value ``str(uuid.uuid4())`` gives, in under half its time (it is made per invocation)."""
-    raw = bytearray(random_bytes(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    value ``str(uuid.uuid4())`` gives, in a third of its time (it is made per invocation)."""
+    h = random_bytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:]}"

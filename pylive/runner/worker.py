@@ -78,17 +78,20 @@ class Worker:
         self.uses = ready.uses
         return None
 
-    async def invoke(self, frame: InvokeFrame, event: bytes) -> tuple[AnswerFrame, bytes]:
+    async def invoke(
+        self, frame: InvokeFrame, event: bytes, timeout: float | None = None
+    ) -> tuple[AnswerFrame, bytes]:
+        """Send an invocation and wait for its answer: TimeoutError after ``timeout`` s."""
         # orjson for the header (a frame the worker reads with the standard library): what
         # it cannot write, such as an integer beyond 64 bits, the standard library writes.
         header = exact_json.dumps(frame.encode())
         self._transport.write(FRAME_PREFIX.pack(len(header), len(event)) + header + event)
-        answer, body = await self._read()
+        answer, body = await self._read(timeout)
         return AnswerFrame.decode(answer), body
 
-    async def _read(self) -> tuple[dict[str, Any], bytes]:
+    async def _read(self, timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
         try:
-            header, body = await self._frames.read()
+            header, body = await self._frames.read(timeout)
         except WorkerDied:
             self.dead = True
             raise
@@ -127,12 +130,21 @@ class FrameReader(asyncio.Protocol):
         if self._waiter is not None:
             self._deliver()
 
-    async def read(self) -> tuple[bytes, bytes]:
-        """The next frame's header and body; raises WorkerDied when the socket closes first."""
-        waiter: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+    async def read(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """The next frame's header and body; raises WorkerDied when the socket closes first
+        and TimeoutError when ``timeout`` seconds pass first (a plain timer: cheaper, on
+        every invocation, than a task cancelled by ``asyncio.timeout``)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[bytes, bytes]] = loop.create_future()
         self._waiter = waiter
         self._deliver()  # a frame already whole resolves it now
-        return await waiter
+        if timeout is None or waiter.done():
+            return await waiter
+        timer = loop.call_later(timeout, _time_out, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
     def _deliver(self) -> None:
         waiter = self._waiter
@@ -154,6 +166,11 @@ class FrameReader(asyncio.Protocol):
         if self._lost:  # the worker exited (or was killed) before its frame was whole
             self._waiter = None
             waiter.set_exception(WorkerDied())
+
+
+def _time_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _header(data: bytes) -> dict[str, Any]:

@@ -19,7 +19,8 @@ APP = {
         "import os, sys, time\n"
         "def context_of(event, context):\n"
         "    return {'id': context.aws_request_id, 'custom': context.client_context.custom,\n"
-        "            'identity': context.identity.cognito_identity_id}\n"
+        "            'identity': context.identity.cognito_identity_id,\n"
+        "            'trace': os.environ.get('_X_AMZN_TRACE_ID')}\n"
         "from functions import util\n"
         "def handler(event, context):\n"
         "    return {'pid': os.getpid(), 'version': util.VERSION, 'event': event}\n"
@@ -95,7 +96,7 @@ def test_workers_are_reused_and_import_once(tmp_path: Path, recorder: Recorder) 
 def test_the_context_reaches_the_handler_exactly(tmp_path: Path, recorder: Recorder) -> None:
     """The invocation's header crosses to the worker unchanged: an integer beyond 64 bits
     and non-ASCII text in the client context, the identity; a request id pylive makes is
-    a version 4 UUID, as Lambda's are."""
+    a version 4 UUID, as Lambda's are, and its trace header has X-Ray's form."""
     root = _app(tmp_path)
     custom = {"big": 2**64 + 1, "name": "Zoë ✓", "nested": [{"n": -(2**70)}]}
 
@@ -125,6 +126,8 @@ def test_the_context_reaches_the_handler_exactly(tmp_path: Path, recorder: Recor
     assert uuid.UUID(str(made["id"])).version == 4
     assert uuid.UUID(str(made["id"])).variant == uuid.RFC_4122
     assert given["id"] == "given-id"
+    trace = r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0"
+    assert re.fullmatch(trace, str(made["trace"])) and made["trace"] != given["trace"]
 
 
 def test_one_worker_per_concurrent_invocation(tmp_path: Path, recorder: Recorder) -> None:
