@@ -4,6 +4,7 @@ then forks one worker per request from the runner and reports every worker's exi
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -106,6 +107,10 @@ def _fork_worker(
     spec: dict[str, Any], fds: list[int], control: socket.socket, wake_r: int, wake_w: int
 ) -> int:
     worker_fd, out_fd = fds
+    # Everything the host holds moves out of the collector's reach: a worker's collections
+    # then never write to those objects' pages, which stay shared with the host instead of
+    # being copied into every worker (its memory is what the worker itself makes).
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         try:

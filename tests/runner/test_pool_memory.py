@@ -108,3 +108,45 @@ def test_a_session_whose_handler_failed_to_import_forgets_nothing(
     write(root, {"functions/api.py": "import heavylib\nraise RuntimeError('broken')\n"})
     _session(root, lib, recorder, preload)
     assert "heavylib" in _remembered(preload)
+
+
+COLLECTOR = """
+import gc
+
+
+def _private_kb():
+    with open("/proc/self/smaps_rollup") as rollup:
+        return sum(
+            int(line.split()[1]) for line in rollup if line.startswith(("Private_Dirty:",))
+        )
+
+
+def handler(event, context):
+    before = _private_kb()
+    gc.collect()
+    return {"frozen": gc.get_freeze_count(), "copied_kb": _private_kb() - before}
+"""
+
+
+def test_a_workers_collections_leave_the_hosts_memory_shared(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """Each worker is forked from the host: the host's objects are out of the worker's
+    collector's reach, so a full collection copies none of the pages they share."""
+    root = tmp_path / "app"
+    write(root, {"functions/api.py": COLLECTOR})
+
+    async def go() -> dict[str, int]:
+        pool = make_pool(root, recorder, preload_file=tmp_path / "preload.json")
+        await pool.start([spec(root, "functions/api.handler", id="api")])
+        try:
+            result = await pool.invoke("api", b"{}")
+            assert result.ok, result.body
+            answer: dict[str, int] = json.loads(result.body)
+            return answer
+        finally:
+            await pool.close()
+
+    answer = run(go())
+    assert answer["frozen"] > 1000  # the host's modules, pylive's own among them
+    assert answer["copied_kb"] < 768, answer  # without: 2 MB and more, per worker
