@@ -76,6 +76,7 @@ class _CoalescedWrites:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self.is_closing = transport.is_closing  # asked on every response: no __getattr__
 
     def write(self, data: bytes) -> None:
         if not self._pending:
