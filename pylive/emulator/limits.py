@@ -38,7 +38,10 @@ def _answer(status: int, content_type: bytes, body: bytes) -> HttpResponse:
 
 def head_size(method: str, raw_target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
     """The request line (method, target, protocol) plus every header value, in bytes."""
-    return len(method) + 1 + len(raw_target) + len(" HTTP/1.1") + sum(len(v) for _, v in headers)
+    size = len(method) + 1 + len(raw_target) + len(" HTTP/1.1")
+    for _, value in headers:  # a plain loop: a generator costs more, on every request
+        size += len(value)
+    return size
 
 
 def head_too_large() -> HttpResponse:
