@@ -68,7 +68,7 @@ class Worker:
 
     async def wait_ready(self, timeout: float) -> bytes | None:
         """Wait for the handler import. None when ready, else the init error payload."""
-        header, body = await asyncio.wait_for(self._read(), timeout)
+        header, body = await self._read(timeout)
         ready = ReadyFrame.decode(header)
         if ready is None:
             return body
@@ -89,7 +89,7 @@ class Worker:
         answer, body = await self._read(timeout)
         return AnswerFrame.decode(answer), body
 
-    async def _read(self, timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
+    async def _read(self, timeout: float | None) -> tuple[dict[str, Any], bytes]:
         try:
             header, body = await self._frames.read(timeout)
         except WorkerDied:

@@ -8,6 +8,7 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from asynchelpers import run
 from conftest import Recorder, make_pool, spec, write
 from proctree import alive
@@ -437,3 +438,30 @@ def test_a_killed_runner_takes_its_workers_along(tmp_path: Path) -> None:
 
     worker_pid, zygote_pid = run(go())
     assert not alive(worker_pid) and not alive(zygote_pid)
+
+
+def test_an_init_longer_than_the_init_limit_is_an_init_timeout(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda stops an init phase that outlasts its limit (10 s; made short here)."""
+    monkeypatch.setattr("pylive.runner.spawn.INIT_TIMEOUT", 0.5)
+    root = tmp_path / "app"
+    write(
+        root, {"functions/slow.py": "import time\ntime.sleep(30)\n\ndef h(e, c):\n    return 1\n"}
+    )
+
+    async def go() -> dict[str, object]:
+        pool = make_pool(root, recorder)
+        await pool.start([spec(root, "functions/slow.h", id="slow")], warm=False)
+        try:
+            async with asyncio.timeout(10):
+                result = await pool.invoke("slow", b"{}")
+            assert not result.ok
+            error: dict[str, object] = json.loads(result.body)
+            return error
+        finally:
+            await pool.close()
+
+    error = run(go())
+    assert error["errorType"] == "Runtime.InitTimeout"
+    assert str(error["errorMessage"]).endswith("Task timed out after 0.50 seconds")
