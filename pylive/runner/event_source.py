@@ -27,6 +27,14 @@ def http_head(event: bytes) -> tuple[str, str, str] | None:
     return key.split(b" ", 1)[0].decode(), path.decode(), key.decode()
 
 
+def http_source(method: str, path: str, route_key: str) -> str:
+    """The source of an HTTP API request: ``http GET /items/{id}`` for a route, the method
+    and path (``http GET /x``) for ``$default``."""
+    if route_key != "$default":
+        return f"http {route_key}"
+    return f"http {method} {path}".rstrip()
+
+
 def infer_source(event: Any) -> str:
     """Which AWS service an event comes from, by its shape: ``http GET /items/{id}``,
     ``sqs``, ``s3``, ``eventbridge``, ``schedule``, ``dynamodb``, ``sns``, else ``direct``.
@@ -39,9 +47,8 @@ def infer_source(event: Any) -> str:
         http = context.get("http")
         if isinstance(http, dict):  # HTTP API, payload format 2.0
             key = event.get("routeKey")
-            if isinstance(key, str) and key != "$default":
-                return f"http {key}"
-            return f"http {http.get('method', '')} {http.get('path', '')}".rstrip()
+            route_key = key if isinstance(key, str) else "$default"
+            return http_source(str(http.get("method", "")), str(http.get("path", "")), route_key)
         if "httpMethod" in event:  # REST API or payload format 1.0
             return f"http {event.get('httpMethod')} {event.get('path', '')}".rstrip()
         if "connectionId" in context:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from pylive import exact_json
-from pylive.runner.event_source import http_head, infer_source
+from pylive.runner.event_source import http_head, http_source, infer_source
 
 MAX_RECORDS = 500  # invocations kept in memory (and about as many in the file)
 MAX_PAYLOAD_BYTES = 32 * 1024  # of an event or a result, kept in a record; more is cut
@@ -126,7 +126,7 @@ class Invocation:
         if self._source is None:
             request = self.http_request()
             if request is not None and request[2] != "$default":
-                self._source = f"http {request[2]}"
+                self._source = http_source(*request)
             else:
                 self._source = infer_source(self.event_value())
         return self._source
@@ -152,7 +152,7 @@ class Invocation:
         """What pylive's HTTP API made of this invocation: the request it came from and the
         status it answered with, so the console's line need not decode event and result."""
         self._http = (method, path, route_key)
-        self._source = f"http {route_key}" if route_key != "$default" else f"http {method} {path}"
+        self._source = http_source(method, path, route_key)
         self._http_status = status
 
     def summary(self) -> dict[str, Any]:
