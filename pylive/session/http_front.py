@@ -11,15 +11,13 @@ import os
 import socket
 from typing import Any
 
-import uvicorn
-
 from pylive.cdk.manifest import AppManifest
 from pylive.config import AppConfig
 from pylive.console import Console
-from pylive.emulator.http_protocol import QuietServer, head_timeout_protocol
+from pylive.emulator import limits
+from pylive.emulator.http1 import HttpServer
 from pylive.emulator.http_server import HttpApi, HttpApiApp, Invoke, bind
 from pylive.emulator.routes import RouteTable
-from pylive.errors import PyliveError
 from pylive.runner.invocation import InvokeResult
 from pylive.runner.pool import WorkerPool
 from pylive.session.local_cloud import LocalCloud
@@ -44,14 +42,11 @@ class LocalTarget:
         self.cloud: LocalCloud | None = None  # the relay path's
         self._sock: socket.socket | None = None
         self._api: HttpApi | None = None
-        self._server: QuietServer | None = None
+        self._server: HttpServer | None = None
         self._entry: WorkerPool | None = None  # what the HTTP API invokes
 
     async def prepare(self) -> None:
-        sock = self._sock = bind(self.options.host, self.options.port)
-        # Accepted sockets inherit it: uvicorn on the standard event loop sends a response's
-        # head and body in two writes, which Nagle would hold for a delayed ACK (~40 ms).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = bind(self.options.host, self.options.port)
 
     async def start(self, pool: WorkerPool, manifest: AppManifest) -> list[asyncio.Task[Any]]:
         assert self._sock is not None
@@ -66,28 +61,14 @@ class LocalTarget:
         self._api = HttpApi(RouteTable(manifest.routes))
         if self.options.debug:  # a breakpoint may hold an invocation for minutes
             self._api.integration_timeout = None
-        server = self._server = QuietServer(
-            uvicorn.Config(
-                HttpApiApp(self._api, invoke, self.console.http_answer),
-                http=head_timeout_protocol(),  # httptools; unfinished heads time out
-                loop="none",
-                lifespan="off",
-                access_log=False,
-                log_level="warning",
-                timeout_keep_alive=75,
-                server_header=False,
-                proxy_headers=False,
-            )
+        server = self._server = HttpServer(
+            HttpApiApp(self._api, invoke, self.console.http_answer),
+            max_body=limits.MAX_BODY_BYTES,
         )
-        serving = asyncio.create_task(server.serve(sockets=[self._sock]))
-        tasks.append(serving)
+        await server.start(self._sock)
+        tasks.append(asyncio.create_task(server.serve()))
         host, port = self._sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
-        while not server.started:
-            if serving.done():
-                serving.result()
-                raise PyliveError("the HTTP server stopped while starting")
-            await asyncio.sleep(0.005)
         return tasks
 
     async def replay(self, function_id: str, event: bytes, request_id: str) -> InvokeResult:
@@ -115,7 +96,7 @@ class LocalTarget:
 
     async def stopping(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.stop()
 
     async def close(self) -> None:
         if self.cloud is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from pylive.console import Console
-from pylive.emulator.http_protocol import QuietServer
 from pylive.errors import ServeError
 from pylive.runner.record import InvocationLog
 from pylive.webconsole.server import (
@@ -24,6 +24,14 @@ from pylive.webconsole.server import (
 )
 
 __all__ = ["SessionConsole", "SessionInfo", "WebConsole"]
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the session that runs it decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class WebConsole:

@@ -1,5 +1,5 @@
-"""The local HTTP API as tests run it: uvicorn serving :class:`HttpApiApp` with a real
-worker pool, on a thread of its own."""
+"""The local HTTP API as tests run it: :class:`HttpServer` serving :class:`HttpApiApp` with
+a real worker pool, on a thread of its own."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from pylive.cdk.manifest import FunctionSpec, RouteSpec
-from pylive.emulator.http_protocol import head_timeout_protocol
+from pylive.emulator import limits
+from pylive.emulator.http1 import HEAD_TIMEOUT_S, HttpServer
 from pylive.emulator.http_server import HttpApi, HttpApiApp, bind
 from pylive.emulator.routes import RouteTable
 from pylive.runner.pool import PoolOptions, WorkerPool
@@ -22,7 +21,7 @@ from pylive.runner.record import InvocationLog
 
 
 class Server:
-    """The local HTTP API (uvicorn, HttpApiApp, a real worker pool) on a thread."""
+    """The local HTTP API (HttpServer, HttpApiApp, a real worker pool) on a thread."""
 
     def __init__(
         self,
@@ -44,7 +43,7 @@ class Server:
         self.log: list[tuple[str, str, str, int, float]] = []
         self.port = 0
         self._ready = threading.Event()
-        self._server: uvicorn.Server | None = None
+        self._server: HttpServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -58,7 +57,7 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(setattr, self._server, "should_exit", True)
+            self._loop.call_soon_threadsafe(self._server.stop)
         self._thread.join(30)
 
     def _run(self) -> None:
@@ -82,20 +81,16 @@ class Server:
         self.port = sock.getsockname()[1]
         api = HttpApi(RouteTable(self.routes), **self.api)
         app = HttpApiApp(api, pool.invoke, lambda *entry: self.log.append(entry))
-        http: Any = "httptools"
-        if self.head_timeout is not None:
-            http = head_timeout_protocol(self.head_timeout)
-        # Idle connections are kept as long as `pylive dev` keeps them (75 s).
-        config = uvicorn.Config(
-            app, http=http, lifespan="off", log_level="warning", timeout_keep_alive=75
+        # Idle connections are kept as long as `pylive dev` keeps them (the default, 75 s).
+        self._server = HttpServer(
+            app,
+            max_body=limits.MAX_BODY_BYTES,
+            head_timeout=self.head_timeout or HEAD_TIMEOUT_S,
         )
-        self._server = uvicorn.Server(config)
-        serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:
-            while not self._server.started and not serving.done():
-                await asyncio.sleep(0.005)
+            await self._server.start(sock)
             self._ready.set()
-            await serving
+            await self._server.serve()
         finally:
             await pool.close()
             sock.close()
