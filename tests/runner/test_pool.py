@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -55,6 +56,8 @@ APP = {
         "    while len(os.listdir(event['dir'])) < event['n'] and time.monotonic() < deadline:\n"
         "        time.sleep(0.005)\n"
         "    return os.getpid()\n"
+        "def scheduling(event, context):\n"
+        "    return os.sched_getscheduler(0)\n"
         "def sized(event, context):\n"
         "    if event.get('raw'):\n"
         "        return b'x' * event['size']\n"
@@ -92,6 +95,26 @@ def test_workers_are_reused_and_import_once(tmp_path: Path, recorder: Recorder) 
 
     pids = run(go())
     assert len(set(pids)) == 1
+
+
+def test_workers_run_as_batch_processes_and_pylive_does_not(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """A woken batch process does not preempt pylive's event loop (sandbox/fork_server.py)."""
+    root = _app(tmp_path)
+
+    async def go() -> int:
+        pool = make_pool(root, recorder)
+        await pool.start([spec(root, "functions/api.scheduling", id="api")])
+        try:
+            result = await pool.invoke("api", b"{}")
+            assert result.ok, result.body
+            return int(json.loads(result.body))
+        finally:
+            await pool.close()
+
+    assert run(go()) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_the_context_reaches_the_handler_exactly(tmp_path: Path, recorder: Recorder) -> None:
