@@ -684,7 +684,8 @@ def serve_pool_asgi(port: int) -> None:
     """uvicorn (the settings of :func:`serve_raw_asgi`) that hands each request, as a small
     JSON event, to an idle forked worker over a socket pair and answers with the worker's
     result: one worker per concurrent request, created on demand, as pylive's pool does.
-    No routing, records, timeouts or logs: the least a process per invocation costs."""
+    No routing, records, timeouts or logs: the least a process per invocation costs. The
+    workers run under SCHED_BATCH, as pylive's do (see pylive/sandbox/fork_server.py)."""
     import asyncio
     import struct
 
@@ -700,6 +701,8 @@ def serve_pool_asgi(port: int) -> None:
         ours, theirs = socket.socketpair()
         if os.fork() == 0:
             ours.close()
+            with contextlib.suppress(AttributeError, OSError):  # as pylive's workers run
+                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
             _floor_worker(theirs)
         theirs.close()
         return await asyncio.open_unix_connection(sock=ours)

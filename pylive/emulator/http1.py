@@ -218,6 +218,7 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
         self._read_no_more = False  # after a protocol switch: what follows is not HTTP/1.1
         self._lingering = False  # answered for the last time; what comes in is dropped
+        self._eof = False  # the client has sent all it will
 
     # asyncio.Protocol
 
@@ -247,6 +248,17 @@ class _Connection(asyncio.Protocol):
             self._pause_reading()
         except httptools.HttpParserError as exc:
             self._bad_request(exc)
+
+    def eof_received(self) -> bool:
+        """The client has finished sending (a half-close): what it asked is still answered,
+        then the connection closes."""
+        self._eof = True
+        if self._active is None or self._reading is not None:
+            return False  # nothing to answer, or a body that cannot be finished: close
+        self._read_no_more = True
+        if self._last is not None:
+            self._last._keep_alive = False
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -418,7 +430,7 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing() or self._lingering:
             return
-        if not transport.can_write_eof():
+        if self._eof or not transport.can_write_eof():  # nothing more will come
             self._close()
             return
         self._lingering = True

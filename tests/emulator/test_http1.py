@@ -215,6 +215,30 @@ def test_a_connection_not_kept_alive_is_closed_after_its_answer(request_bytes: b
     run(scenario())
 
 
+def test_a_client_that_half_closes_still_gets_its_answer() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def handler(request: HttpRequest) -> None:
+            await gate.wait()
+            text(request, request.path.encode())
+
+        async with serving(handler) as server:
+            client = await Client.to(server)
+            await client.send(GET % b"/1")
+            client.writer.write_eof()
+            while not any(c._eof for c in server.connections):  # while /1 is handled
+                await asyncio.sleep(0.01)
+            gate.set()
+            response, body = await client.response()
+            assert body == b"/1" and header(response, b"connection") == b"close"
+            assert await asyncio.wait_for(client.closed(), 5)
+            # Closed at once: a server lingering for more would have sent its end first.
+            assert not any(c._lingering for c in server.connections)
+
+    run(scenario())
+
+
 def test_a_request_to_switch_protocols_is_answered_plainly_and_the_connection_closed() -> None:
     async def scenario() -> None:
         async with serving(echo) as server:
