@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pylive import exact_json
 
@@ -36,3 +38,23 @@ def test_what_is_not_json_is_refused() -> None:
 
 def test_a_lone_surrogate_is_written_as_an_escape() -> None:
     assert exact_json.dumps({"s": "\ud800"}) == b'{"s":"\\ud800"}'
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_any_json_reads_as_the_standard_library_reads_it(value: object) -> None:
+    text = json.dumps(value)
+    expected = json.loads(text)
+    for data in (text, text.encode(), bytearray(text.encode())):
+        read = exact_json.loads(data)
+        assert read == expected and json.dumps(read) == text  # same types, same digits

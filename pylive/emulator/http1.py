@@ -289,10 +289,14 @@ class _Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value))
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
         name = name.lower()
         value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace; RFC 9110 5.5 does not
         if name == b"expect" and value.lower() == b"100-continue":
@@ -396,11 +400,6 @@ class _Connection(asyncio.Protocol):
         """The server is stopping: close now when idle, else after the current answer."""
         if self._active is None:
             self._close()
-
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise _HeadTooLarge
 
     def _bad_request(self, exc: Exception) -> None:
         if isinstance(exc.__context__, _HeadTooLarge):

@@ -33,7 +33,6 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _TEXT_MEDIA_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
-_BAD_HEADER_CHARS = ("\r", "\n", "\0")
 _PERCENT_25 = re.compile("(%25)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 
@@ -256,7 +255,7 @@ def _utf8(text: str) -> bytes:
 
 
 def _checked(text: str) -> bytes:
-    if any(c in text for c in _BAD_HEADER_CHARS):
+    if "\r" in text or "\n" in text or "\0" in text:
         raise _Malformed("a header contains CR, LF or NUL")
     return _utf8(text)
 

@@ -101,7 +101,12 @@ class HttpApiApp:
             _respond(request, limits.event_too_large(), request_id.encode())
             self._log(method, path, match.function, 413, _since(started))
             return
-        timer = self._start_timer(request, match.function, started)
+        timeout = self.api.integration_timeout
+        timer = None
+        if timeout is not None:  # a plain timer with its arguments: made on every request
+            timer = asyncio.get_running_loop().call_later(
+                timeout, self._integration_timed_out, request, match.function, started
+            )
         try:
             result = await self._invoke(match.function, payload)
         finally:
@@ -119,13 +124,11 @@ class HttpApiApp:
         _respond(request, response, request_id.encode())
         self._log(method, path, match.function, response.status, _since(started))
 
-    def _start_timer(
-        self, request: HttpRequest, function: str, started: float
-    ) -> _IntegrationTimer | None:
-        timeout = self.api.integration_timeout
-        if timeout is None:
-            return None
-        return _IntegrationTimer(timeout, request, self._log, function, started)
+    def _integration_timed_out(self, request: HttpRequest, function: str, started: float) -> None:
+        """Answer 503 when the integration timeout passes first, as API Gateway does; the
+        invocation itself is not cancelled (the function runs until it ends, as in Lambda)."""
+        _respond(request, unavailable_response())
+        self._log(request.method, request.path, function, 503, _since(started))
 
     def _preflight(self, request: HttpRequest, routes: RouteTable, started: float) -> bool:
         """Answer a CORS preflight as API Gateway does for an API with CORS; ``False`` when
@@ -139,36 +142,6 @@ class HttpApiApp:
         _respond(request, response, _request_id().encode())
         self._log(request.method, request.path, "CORS", response.status, _since(started))
         return True
-
-
-class _IntegrationTimer:
-    """Answers 503 when the integration timeout passes first, as API Gateway does; the
-    invocation itself is not cancelled (the function runs until it ends, as in Lambda).
-    One is made per request: a plain object with its timer, no closures."""
-
-    __slots__ = ("_handle", "_request", "_log", "_function", "_started")
-
-    def __init__(
-        self,
-        timeout: float,
-        request: HttpRequest,
-        log: RequestLog,
-        function: str,
-        started: float,
-    ) -> None:
-        self._request = request
-        self._log = log
-        self._function = function
-        self._started = started
-        self._handle = asyncio.get_running_loop().call_later(timeout, self._fire)
-
-    def _fire(self) -> None:
-        request = self._request
-        _respond(request, unavailable_response())
-        self._log(request.method, request.path, self._function, 503, _since(self._started))
-
-    def cancel(self) -> None:
-        self._handle.cancel()
 
 
 def _declares_too_large(headers: Headers) -> bool:

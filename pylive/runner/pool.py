@@ -307,7 +307,7 @@ class WorkerPool:
         started = time.perf_counter()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         try:
-            worker = await self._acquire(state)
+            worker = self._idle_worker(state) or await self._acquire(state)
         except InitFailed as failed:
             if record is not None:
                 record.cold = True  # the worker's init failed
@@ -346,13 +346,21 @@ class WorkerPool:
             state.busy.discard(worker)
             self._release(state, worker)
 
-    async def _acquire(self, state: FunctionState) -> Worker:
-        """An idle worker, else a new one (raises InitFailed when its init fails)."""
+    def _idle_worker(self, state: FunctionState) -> Worker | None:
+        """The most recently used idle worker (the warmest), if there is one: no coroutine
+        to await on the path nearly every invocation takes."""
         while state.idle:
-            worker = state.idle.pop()  # the most recently used one is the warmest
+            worker = state.idle.pop()
             if not worker.dead and worker.generation == state.generation:
                 return worker
             worker.kill()
+        return None
+
+    async def _acquire(self, state: FunctionState) -> Worker:
+        """An idle worker, else a new one (raises InitFailed when its init fails)."""
+        worker = self._idle_worker(state)
+        if worker is not None:
+            return worker
         # Claim a worker that is already starting, else start one.
         task = state.warming.pop(0) if state.warming else asyncio.create_task(self._spawn(state))
         return await task
