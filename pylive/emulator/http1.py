@@ -145,6 +145,15 @@ class HttpRequest:
                 self._connection.write(_CONTINUE)
             waiter = self._waiter = self._connection.loop.create_future()
             await waiter
+        return self.received_body()
+
+    @property
+    def body_received(self) -> bool:
+        """Whether the body has all arrived (or grown past ``max_body``): then
+        :meth:`received_body` gives what :meth:`body` would, without a coroutine."""
+        return self._complete or self._over_limit
+
+    def received_body(self) -> bytes | None:
         if self._over_limit:
             return None
         chunks = self._chunks
