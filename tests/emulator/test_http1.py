@@ -33,6 +33,21 @@ async def echo(request: HttpRequest) -> None:
     text(request, said + b"|" + (b"<too large>" if body is None else body))
 
 
+def held(gate: asyncio.Event, path: str = "/slow", seen: list[str] | None = None) -> Handler:
+    """A handler that answers each request with its path; a request for ``path`` (any
+    request when ``path`` is ``"*"``) waits for ``gate`` first. ``seen`` gets each path as
+    its request starts being handled."""
+
+    async def handler(request: HttpRequest) -> None:
+        if seen is not None:
+            seen.append(request.path)
+        if path in ("*", request.path):
+            await gate.wait()
+        text(request, request.path.encode())
+
+    return handler
+
+
 @asynccontextmanager
 async def serving(handler: Handler, **options: float) -> AsyncIterator[HttpServer]:
     sock = bind("127.0.0.1", 0)
@@ -155,27 +170,20 @@ def test_an_absolute_target_is_routed_by_its_path() -> None:
 
 
 def test_pipelined_requests_are_handled_one_at_a_time_in_order() -> None:
-    running: list[bytes] = []
+    running: list[str] = []
 
     async def scenario() -> None:
         gate = asyncio.Event()
-
-        async def handler(request: HttpRequest) -> None:
-            running.append(request.raw_path)
-            if request.raw_path == b"/1":
-                await gate.wait()
-            text(request, request.raw_path)
-
-        async with serving(handler) as server:
+        async with serving(held(gate, "/1", running)) as server:
             client = await Client.to(server)
             await client.send(GET % b"/1" + GET % b"/2" + GET % b"/3")
             while not running:
                 await asyncio.sleep(0.01)
-            assert running == [b"/1"]
+            assert running == ["/1"]
             gate.set()
             answers = [(await client.response())[1] for _ in range(3)]
             assert answers == [b"/1", b"/2", b"/3"]
-            assert running == [b"/1", b"/2", b"/3"]
+            assert running == ["/1", "/2", "/3"]
             client.close()
 
     run(scenario())
@@ -218,12 +226,7 @@ def test_a_connection_not_kept_alive_is_closed_after_its_answer(request_bytes: b
 def test_a_client_that_half_closes_still_gets_its_answer() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-
-        async def handler(request: HttpRequest) -> None:
-            await gate.wait()
-            text(request, request.path.encode())
-
-        async with serving(handler) as server:
+        async with serving(held(gate, "*")) as server:
             client = await Client.to(server)
             await client.send(GET % b"/1")
             client.writer.write_eof()
@@ -261,13 +264,7 @@ def test_a_request_to_switch_protocols_is_answered_plainly_and_the_connection_cl
 def test_what_follows_a_protocol_switch_is_never_parsed() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-
-        async def handler(request: HttpRequest) -> None:
-            if request.path == "/slow":
-                await gate.wait()
-            text(request, request.path.encode())
-
-        async with serving(handler) as server:
+        async with serving(held(gate)) as server:
             client = await Client.to(server)
             await client.send(
                 GET % b"/slow" + b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
@@ -458,13 +455,7 @@ def test_only_the_first_answer_is_written() -> None:
 def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-
-        async def handler(request: HttpRequest) -> None:
-            if request.path == "/slow":
-                await gate.wait()
-            text(request, b"")
-
-        async with serving(handler, keep_alive_timeout=0.2) as server:
+        async with serving(held(gate), keep_alive_timeout=0.2) as server:
             busy = await Client.to(server)
             await busy.send(GET % b"/slow")
             idle = await Client.to(server)
@@ -483,14 +474,8 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() 
 def test_stopping_closes_idle_connections_and_lets_answers_finish() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-
-        async def handler(request: HttpRequest) -> None:
-            if request.path == "/slow":
-                await gate.wait()
-            text(request, b"done")
-
         sock = bind("127.0.0.1", 0)
-        server = HttpServer(handler, max_body=100)
+        server = HttpServer(held(gate), max_body=100)
         await server.start(sock)
         serving_task = asyncio.create_task(server.serve())
         port = port_of(server)
@@ -506,7 +491,7 @@ def test_stopping_closes_idle_connections_and_lets_answers_finish() -> None:
         assert not serving_task.done()
         gate.set()
         response, body = await busy.response()
-        assert body == b"done" and header(response, b"connection") == b"close"
+        assert body == b"/slow" and header(response, b"connection") == b"close"
         assert await busy.closed()
         busy.close()  # the server reads until the client closes too
         await asyncio.wait_for(serving_task, 5)
