@@ -15,6 +15,7 @@ one is answered as a plain request and its connection closed after), no streamed
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import urllib.parse
@@ -60,25 +61,22 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
 
 
-class _DateHeader:
-    """The ``date`` header line, formatted once per second."""
-
-    __slots__ = ("_second", "_line")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._line = b""
-
-    def line(self) -> bytes:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._line
+@functools.lru_cache(maxsize=2)
+def _date_line(epoch_second: int) -> bytes:
+    """The ``date`` header line: made once per second."""
+    return b"date: " + formatdate(epoch_second, usegmt=True).encode() + b"\r\n"
 
 
-_date = _DateHeader()
+def _encode(status: int, headers: Headers, body: bytes, *, close: bool) -> bytes:
+    """A whole response: status line, ``date``, ``headers``, ``connection: close`` when the
+    connection ends after it, and ``body``."""
+    parts = [_STATUS_LINES.get(status) or _status_line(status), _date_line(int(time.time()))]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    if close:
+        parts.append(_CLOSE)
+    parts += (b"\r\n", body)
+    return b"".join(parts)
 
 
 class HttpRequest:
@@ -145,15 +143,6 @@ class HttpRequest:
                 self._connection.write(_CONTINUE)
             waiter = self._waiter = self._connection.loop.create_future()
             await waiter
-        return self.received_body()
-
-    @property
-    def body_received(self) -> bool:
-        """Whether the body has all arrived (or grown past ``max_body``): then
-        :meth:`received_body` gives what :meth:`body` would, without a coroutine."""
-        return self._complete or self._over_limit
-
-    def received_body(self) -> bytes | None:
         if self._over_limit:
             return None
         chunks = self._chunks
@@ -165,17 +154,12 @@ class HttpRequest:
         if self.answered:
             return
         self.answered = True
-        parts = [_STATUS_LINES.get(status) or _status_line(status), _date.line()]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
         if self._keep_alive and self._connection.stopping():
             self._keep_alive = False
-        if not self._keep_alive:
-            parts.append(_CLOSE)
-        parts.append(b"\r\n")
-        if not self._head_only:
-            parts.append(body)
-        self._connection.answered(self, b"".join(parts))
+        data = _encode(
+            status, headers, b"" if self._head_only else body, close=not self._keep_alive
+        )
+        self._connection.answered(self, data)
 
     # Called by the connection as the body arrives.
 
@@ -325,11 +309,7 @@ class _Connection(asyncio.Protocol):
         path = raw_path.decode("ascii")
         if "%" in path:
             path = urllib.parse.unquote(path)
-        keep_alive = (
-            parser.get_http_version() == "1.1"
-            and parser.should_keep_alive()
-            and not self._server.stopping
-        )
+        keep_alive = parser.get_http_version() == "1.1" and parser.should_keep_alive()
         request = HttpRequest(
             self,
             parser.get_method().decode("ascii"),
@@ -389,15 +369,12 @@ class _Connection(asyncio.Protocol):
         try:
             await self._server.handler(request)
         except ClientDisconnected:
-            pass
+            return
         except Exception:
             _log.exception("the HTTP API failed on %s %s", request.method, request.path)
+        if not request.answered:  # it failed, or returned without an answer
             request._keep_alive = False
             request.respond(*_plain(500, b"Internal Server Error"))
-        else:
-            if not request.answered:
-                request._keep_alive = False
-                request.respond(*_plain(500, b"Internal Server Error"))
 
     # Housekeeping
 
@@ -415,10 +392,7 @@ class _Connection(asyncio.Protocol):
             status, headers, body = _plain(431, b"Request Header Fields Too Large")
         else:
             status, headers, body = _plain(400, b"Invalid HTTP request received.")
-        head = [_STATUS_LINES[status], _date.line()]
-        for name, value in headers:
-            head += (name, b": ", value, b"\r\n")
-        self.write(b"".join([*head, _CLOSE, b"\r\n", body]))
+        self.write(_encode(status, headers, body, close=True))
         self._linger()
 
     def _pause_reading(self) -> None:

@@ -66,12 +66,7 @@ class HttpApiApp:
             _respond(request, limits.head_too_large())
             self._log(method, path, "-", 431, _since(started))
             return
-        if _declares_too_large(headers):
-            body = None
-        elif request.body_received:  # as nearly always: no coroutine to await
-            body = request.received_body()
-        else:
-            body = await request.body()
+        body = None if _declares_too_large(headers) else await request.body()
         if body is None:
             _respond(request, limits.body_too_large())
             self._log(method, path, "-", 413, _since(started))

@@ -86,12 +86,8 @@ class Worker:
         # it cannot write, such as an integer beyond 64 bits, the standard library writes.
         header = exact_json.dumps(frame.encode())
         self._transport.write(FRAME_PREFIX.pack(len(header), len(event)) + header + event)
-        try:  # self._read, inlined: this is every invocation's path
-            answer, body = await self._frames.read(timeout)
-        except WorkerDied:
-            self.dead = True
-            raise
-        return AnswerFrame.decode(_header(answer)), body
+        answer, body = await self._read(timeout)
+        return AnswerFrame.decode(answer), body
 
     async def _read(self, timeout: float | None) -> tuple[dict[str, Any], bytes]:
         try:
